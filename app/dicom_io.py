@@ -1,0 +1,424 @@
+"""Open one DICOM file as an :class:`~app.image.Image` with lazy frames, through pydicom.
+
+Headers are read with large values deferred, so opening never reads the pixel data; a frame is
+decoded by ``pydicom.pixels.pixel_array(path, index=i)`` only when asked for. Enhanced
+multi-frame objects (Breast Tomosynthesis Image Storage) carry their VOI, rescale, spacing and
+positions in the shared / per-frame functional groups; they are flattened per frame into a
+small Dataset that pydicom's LUT functions take as they take a classic header.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from app import voi
+from app.errors import (
+    LoadError,
+    MissingCodecError,
+    NoPixelDataError,
+    NotDicomError,
+    TruncatedFileError,
+    UnsupportedImageError,
+    UnsupportedTransferSyntaxError,
+)
+from app.image import FrameSource, Image, VoiPreset
+
+BREAST_TOMOSYNTHESIS = "1.2.840.10008.5.1.4.1.1.13.1.3"
+
+#: Which pylibjpeg / pyjpegls package decodes which compressed transfer syntax.
+CODEC_PACKAGES = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg",  # JPEG Extended
+    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80": "pyjpegls",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81": "pyjpegls",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": "pylibjpeg-openjpeg",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg",  # HTJ2K
+    "1.2.840.10008.1.2.5": "pylibjpeg-rle",  # RLE Lossless (pydicom also has its own)
+}
+
+# SNOMED-CT / SNOMED-RT view codes and their ViewPosition abbreviations.
+_VIEW_CODES = {
+    "399162004": "CC", "R-10242": "CC",
+    "399368009": "MLO", "R-10226": "MLO",
+    "399260004": "ML", "R-10224": "ML",
+    "399352003": "LM", "R-10228": "LM",
+    "399099002": "LMO", "R-10230": "LMO",
+    "399196006": "SIO", "R-102D0": "SIO",
+    "399101009": "XCCL", "R-1024A": "XCCL",
+    "399192003": "XCCM", "R-1024B": "XCCM",
+    "441555000": "FB", "R-102CF": "FB",
+}
+_VIEW_MEANINGS = (
+    ("medio-lateral oblique", "MLO"), ("mediolateral oblique", "MLO"),
+    ("latero-medial oblique", "LMO"), ("exaggerated laterally", "XCCL"),
+    ("exaggerated medially", "XCCM"), ("cranio-caudal", "CC"), ("craniocaudal", "CC"),
+    ("medio-lateral", "ML"), ("mediolateral", "ML"), ("latero-medial", "LM"),
+)
+
+# Header fields worth showing a researcher; none identifies a person.
+HEADER_FIELDS = (
+    "Modality", "SOPClassUID", "Manufacturer", "ManufacturerModelName", "PresentationIntentType",
+    "ImageType", "PhotometricInterpretation", "Rows", "Columns", "NumberOfFrames",
+    "BitsAllocated", "BitsStored", "PixelRepresentation", "ImageLaterality", "Laterality",
+    "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "WindowCenter", "WindowWidth",
+    "WindowCenterWidthExplanation", "VOILUTFunction", "RescaleSlope", "RescaleIntercept",
+    "PixelPaddingValue", "KVP", "Exposure", "BodyPartThickness", "CompressionForce",
+    "DetectorType", "AnodeTargetMaterial", "FilterMaterial", "BreastImplantPresent",
+)
+# Identifiers kept for grouping only; shown only when the user asks for them.
+IDENTITY_FIELDS = (
+    "PatientID", "PatientName", "PatientBirthDate", "AccessionNumber", "StudyInstanceUID",
+    "SeriesInstanceUID", "SOPInstanceUID", "StudyDate", "StudyDescription",
+    "SeriesDescription", "SeriesNumber", "InstanceNumber", "Modality",
+)
+
+_FLAT_PIXEL_ATTRS = ("PhotometricInterpretation", "BitsAllocated", "BitsStored", "HighBit",
+                     "PixelRepresentation", "SamplesPerPixel")
+_FLAT_VOI_ATTRS = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction",
+                   "VOILUTSequence")
+_FLAT_MODALITY_ATTRS = ("RescaleSlope", "RescaleIntercept", "RescaleType", "ModalityLUTSequence")
+
+
+def read_header(path: str | os.PathLike) -> Dataset:
+    """Parse a DICOM header without reading pixel values; typed error with one sentence."""
+    path = Path(path)
+    try:
+        try:
+            ds = pydicom.dcmread(path, defer_size=4096)
+        except InvalidDicomError:
+            # Datasets written without the 128-byte preamble and file meta are still common in
+            # research archives; accept them only when they hold an image.
+            ds = pydicom.dcmread(path, defer_size=4096, force=True)
+            if "PixelData" not in ds or "Rows" not in ds:
+                raise
+    except InvalidDicomError as exc:
+        raise NotDicomError(path, "is not a DICOM file (no DICM preamble and no readable header).") from exc
+    except (EOFError, OSError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise LoadError(path, f"cannot be read ({exc.strerror or type(exc).__name__}).") from exc
+        raise TruncatedFileError(path, "is truncated: the DICOM header ends before its last element.") from exc
+    except Exception as exc:  # pydicom raises many types on garbage
+        raise NotDicomError(path, f"is not a readable DICOM file ({type(exc).__name__}).") from exc
+    if "SOPClassUID" not in ds and "PixelData" not in ds and not getattr(ds, "file_meta", None):
+        raise NotDicomError(path, "is not a DICOM file (no DICOM elements found).")
+    return ds
+
+
+def codec_problem(transfer_syntax: UID, path: Path) -> LoadError | None:
+    """The error to raise when the syntax cannot be decoded here, else None."""
+    if not transfer_syntax.is_compressed:
+        return None
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(transfer_syntax)
+    except NotImplementedError:
+        return UnsupportedTransferSyntaxError(
+            path, f"uses transfer syntax {transfer_syntax} ({transfer_syntax.name}), which mammolens cannot decode."
+        )
+    if decoder.is_available:
+        return None
+    package = CODEC_PACKAGES.get(str(transfer_syntax), "pylibjpeg")
+    return MissingCodecError(
+        path, f"is compressed as {transfer_syntax.name} and needs the decoder package '{package}' "
+        f"(pip install {package}).", package
+    )
+
+
+def _first(seq_owner: Dataset | None, seq_name: str) -> Dataset | None:
+    if seq_owner is None:
+        return None
+    seq = seq_owner.get(seq_name)
+    return seq[0] if seq else None
+
+
+def _functional_item(ds: Dataset, frame: int, seq_name: str) -> Dataset | None:
+    """Item of a functional group for one frame: per-frame wins over shared (PS3.3 C.7.6.16)."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame and frame < len(per_frame):
+        item = _first(per_frame[frame], seq_name)
+        if item is not None:
+            return item
+    return _first(_first(ds, "SharedFunctionalGroupsSequence"), seq_name)
+
+
+def _flatten(ds: Dataset, frame: int | None) -> Dataset:
+    """A small Dataset with the pixel, modality-LUT and VOI attributes that apply to ``frame``."""
+    out = Dataset()
+    for name in _FLAT_PIXEL_ATTRS + _FLAT_MODALITY_ATTRS + _FLAT_VOI_ATTRS + ("PixelPaddingValue",
+                                                                             "PixelPaddingRangeLimit"):
+        if name in ds:
+            out[name] = ds[name]
+    if frame is not None:
+        for group, names in (("PixelValueTransformationSequence", _FLAT_MODALITY_ATTRS),
+                             ("FrameVOILUTSequence", _FLAT_VOI_ATTRS)):
+            item = _functional_item(ds, frame, group)
+            if item is not None:
+                for name in names:
+                    if name in item:
+                        out[name] = item[name]
+    return out
+
+
+def _spacing(ds: Dataset, attrs_frame0: Dataset) -> tuple[tuple[float, float] | None, str]:
+    measures = _functional_item(ds, 0, "PixelMeasuresSequence")
+    candidates = (
+        (measures, "PixelSpacing", "pixel measures"),
+        (ds, "PixelSpacing", "PixelSpacing"),
+        (ds, "ImagerPixelSpacing", "ImagerPixelSpacing, at the detector"),
+        (ds, "NominalScannedPixelSpacing", "NominalScannedPixelSpacing, film digitiser"),
+    )
+    for owner, name, label in candidates:
+        if owner is not None and name in owner and owner[name].value:
+            try:
+                value = [float(v) for v in owner[name].value]
+            except (TypeError, ValueError):
+                continue
+            if len(value) == 2 and value[0] > 0 and value[1] > 0:
+                return (value[0], value[1]), label
+    return None, ""
+
+
+def laterality_of(ds: Dataset) -> tuple[str, str]:
+    for name in ("ImageLaterality", "Laterality"):
+        value = str(ds.get(name, "") or "").upper()
+        if value in ("L", "R"):
+            return value, name
+    anatomy = _functional_item(ds, 0, "FrameAnatomySequence")
+    if anatomy is not None and str(anatomy.get("FrameLaterality", "")).upper() in ("L", "R"):
+        return str(anatomy.FrameLaterality).upper(), "FrameLaterality"
+    return "", ""
+
+
+def view_of(ds: Dataset) -> str:
+    value = str(ds.get("ViewPosition", "") or "").upper().strip()
+    if value:
+        return value
+    for item in ds.get("ViewCodeSequence", []) or []:
+        code = str(item.get("CodeValue", "") or "")
+        if code in _VIEW_CODES:
+            return _VIEW_CODES[code]
+        meaning = str(item.get("CodeMeaning", "") or "").lower()
+        for text, abbreviation in _VIEW_MEANINGS:
+            if text in meaning:
+                return abbreviation
+    return ""
+
+
+def _slice_positions(ds: Dataset, n_frames: int) -> list[float] | None:
+    """Frame positions in mm along the stack normal, from the Plane Position functional group."""
+    orientation = _functional_item(ds, 0, "PlaneOrientationSequence")
+    normal = None
+    if orientation is not None and "ImageOrientationPatient" in orientation:
+        iop = np.array([float(v) for v in orientation.ImageOrientationPatient])
+        normal = np.cross(iop[:3], iop[3:])
+    positions = []
+    for k in range(n_frames):
+        item = _functional_item(ds, k, "PlanePositionSequence")
+        if item is None or "ImagePositionPatient" not in item:
+            return None
+        ipp = np.array([float(v) for v in item.ImagePositionPatient])
+        positions.append(float(ipp @ normal) if normal is not None and np.any(normal) else float(ipp[2]))
+    return positions
+
+
+def _padding_range(ds: Dataset) -> tuple[int, int] | None:
+    if "PixelPaddingValue" not in ds:
+        return None
+    a = int(ds.PixelPaddingValue)
+    b = int(ds.get("PixelPaddingRangeLimit", a))
+    return (min(a, b), max(a, b))
+
+
+def _frame_reader(path: Path, photometric: str, samples: int) -> Callable[[int], np.ndarray]:
+    from pydicom.pixels import pixel_array
+
+    def read(index: int) -> np.ndarray:
+        try:
+            try:
+                arr = pixel_array(str(path), index=index)
+            except (ValueError, AttributeError, KeyError):
+                # pixel_array(path) parses the file its own, stricter way; some valid files
+                # (odd offset tables) only decode through a full dataset
+                arr = pixel_array(pydicom.dcmread(path, force=True), index=index)
+        except (ValueError, EOFError, OSError) as exc:
+            raise TruncatedFileError(path, f"frame {index + 1} cannot be decoded: the pixel data is "
+                                           f"incomplete or corrupt ({exc}).") from exc
+        except RuntimeError as exc:
+            raise LoadError(path, f"frame {index + 1} cannot be decoded ({exc}).") from exc
+        if samples > 1:
+            # Colour secondary captures: pydicom converts YBR to RGB; show luminance (Rec. 601)
+            arr = np.asarray(arr, dtype=np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return arr
+
+    return read
+
+
+def _check_pixels(ds: Dataset, path: Path) -> None:
+    """Raise the right typed error when the pixel data is absent, truncated or undecodable."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        # pydicom stops quietly when an encapsulated Pixel Data element is cut short: the tag is
+        # in the file but not in the dataset
+        with open(path, "rb") as handle:
+            if b"\xe0\x7f\x10\x00" in handle.read():
+                raise TruncatedFileError(path, "is truncated: its pixel data ends early.")
+        raise NoPixelDataError(path, "has no pixel data (it is not an image object).")
+    if ts is not None:
+        problem = codec_problem(UID(ts), path)
+        if problem is not None:
+            raise problem
+    for name in ("Rows", "Columns"):
+        if not ds.get(name):
+            raise NoPixelDataError(path, f"has pixel data but no {name} value.")
+    if "PixelData" in ds and ts is not None and not UID(ts).is_compressed:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        expected = ds.Rows * ds.Columns * frames * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated)
+        expected = (expected + 7) // 8
+        # The value is deferred (not read): what the file holds after the value's start bounds it.
+        raw = ds.get_item("PixelData")
+        tell = getattr(raw, "file_tell", None) or getattr(raw, "value_tell", None)
+        if tell is not None:
+            available = os.path.getsize(path) - int(tell)
+            if available < expected:
+                raise TruncatedFileError(path, f"is truncated: its pixel data holds {max(available, 0)} of "
+                                               f"the {expected} bytes the header announces.")
+
+
+def open_dicom(path: str | os.PathLike, ds: Dataset | None = None) -> Image:
+    """Open one DICOM image file lazily (no frame is decoded here)."""
+    path = Path(path)
+    ds = read_header(path) if ds is None else ds
+    try:
+        return _open_dicom(path, ds)
+    except LoadError:
+        raise
+    except Exception as exc:  # malformed values (bad VRs, non-numeric strings) anywhere in the header
+        raise LoadError(path, f"has a malformed DICOM header ({type(exc).__name__}: {exc}).") from exc
+
+
+def _open_dicom(path: Path, ds: Dataset) -> Image:
+    _check_pixels(ds, path)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if photometric not in ("MONOCHROME1", "MONOCHROME2") and samples == 1 and photometric != "PALETTE COLOR":
+        raise UnsupportedImageError(path, f"has photometric interpretation {photometric}, not a greyscale image.")
+    if photometric == "PALETTE COLOR":
+        raise UnsupportedImageError(path, "is a palette-colour image, not a greyscale mammogram.")
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    enhanced = "SharedFunctionalGroupsSequence" in ds or "PerFrameFunctionalGroupsSequence" in ds
+    sop = str(ds.get("SOPClassUID", ""))
+    attrs_cache: dict[int, Dataset] = {}
+
+    def attributes(index: int) -> Dataset:
+        key = index if enhanced else 0
+        if key not in attrs_cache:
+            flat = _flatten(ds, key if enhanced else None)
+            if samples > 1:  # luminance of RGB: treat as plain 8-bit greyscale
+                for name in _FLAT_VOI_ATTRS + _FLAT_MODALITY_ATTRS:
+                    if name in flat:
+                        del flat[name]
+                flat.PhotometricInterpretation = "MONOCHROME2"
+            attrs_cache[key] = flat
+        return attrs_cache[key]
+
+    attrs0 = attributes(0)
+    presets: list[VoiPreset] = voi.presets_from(attrs0) if samples == 1 else []
+    if not presets:
+        presets = [VoiPreset("Full range", "range")]
+    spacing, spacing_source = _spacing(ds, attrs0)
+    laterality, lat_source = laterality_of(ds)
+    ts = UID(ds.file_meta.TransferSyntaxUID) if "TransferSyntaxUID" in getattr(ds, "file_meta", {}) else None
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    header = {name: str(ds[name].value) for name in HEADER_FIELDS if name in ds and ds[name].value not in (None, "")}
+    if "SOPClassUID" in header:
+        header["SOPClassUID"] = UID(header["SOPClassUID"]).name
+    identity = {name: str(ds.get(name, "") or "") for name in IDENTITY_FIELDS}
+    return Image(
+        path=path,
+        rows=int(ds.Rows),
+        cols=int(ds.Columns),
+        n_frames=n_frames,
+        source=FrameSource(read=_frame_reader(path, photometric, samples), attributes=attributes),
+        laterality=laterality,
+        laterality_source=lat_source,
+        view=view_of(ds),
+        pixel_spacing=spacing,
+        spacing_source=spacing_source,
+        photometric="MONOCHROME2" if samples > 1 else photometric,
+        modality=str(ds.get("Modality", "") or ""),
+        sop_class=UID(sop).name if sop else "",
+        transfer_syntax=ts.name if ts is not None else "unknown",
+        bits_stored=int(ds.get("BitsStored", 8)),
+        presets=presets,
+        padding=_padding_range(ds),
+        slice_positions=_slice_positions(ds, n_frames) if enhanced and n_frames > 1 else None,
+        is_tomosynthesis=sop == BREAST_TOMOSYNTHESIS or any("TOMO" in t for t in image_type),
+        header=header,
+        identity=identity,
+    )
+
+
+def stack_slices(images: list[Image], headers: list[Dataset]) -> Image:
+    """Legacy DBT: single-frame slice files of one series, as one lazily read volume.
+
+    Slices are ordered by their position along the stack normal (Image Position / Orientation
+    Patient), then Slice Location, then Instance Number; each slice keeps its own attributes.
+    """
+
+    def position(ds: Dataset, fallback: int) -> float:
+        if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
+            iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+            return float(np.array([float(v) for v in ds.ImagePositionPatient]) @ np.cross(iop[:3], iop[3:]))
+        if "SliceLocation" in ds:
+            return float(ds.SliceLocation)
+        return float(ds.get("InstanceNumber", fallback) or fallback)
+
+    order = sorted(range(len(images)), key=lambda i: position(headers[i], i))
+    images = [images[i] for i in order]
+    positions = [position(headers[i], i) for i in order]
+    first = images[0]
+
+    def read(index: int) -> np.ndarray:
+        return images[index].source.read(0)
+
+    def attributes(index: int):
+        return images[index].source.attributes(0)
+
+    volume = Image(
+        path=first.path.parent,
+        rows=first.rows,
+        cols=first.cols,
+        n_frames=len(images),
+        source=FrameSource(read=read, attributes=attributes),
+        laterality=first.laterality,
+        laterality_source=first.laterality_source,
+        view=first.view,
+        pixel_spacing=first.pixel_spacing,
+        spacing_source=first.spacing_source,
+        photometric=first.photometric,
+        modality=first.modality,
+        sop_class=first.sop_class,
+        transfer_syntax=first.transfer_syntax,
+        bits_stored=first.bits_stored,
+        presets=first.presets,
+        padding=first.padding,
+        slice_positions=positions,
+        is_tomosynthesis=True,
+        header=dict(first.header, NumberOfFrames=str(len(images)), LegacySlices="single-frame files"),
+        identity=dict(first.identity),
+    )
+    volume.slice_files = [im.path for im in images]  # type: ignore[attr-defined]
+    return volume

@@ -1,0 +1,244 @@
+"""Open a file, a folder (recursive) or a DICOMDIR as patients / studies / series of images.
+
+Qt-free: the viewer observes what this builds. Bad files never stop a folder: each one becomes a
+:class:`~app.errors.LoadError` in :attr:`StudySet.failures` with its one-sentence reason, and the
+rest loads. Patient identifiers stay inside the images' ``identity``; everything meant for
+display uses the pseudonymous patient key ("Patient 1", ...).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from app.errors import EmptyFolderError, LoadError, MammolensError
+from app.image import Image, order_views, view_sort_key
+from app.plain_io import PLAIN_SUFFIXES, open_plain
+
+# Sidecar files that sit next to images in research folders and are not images.
+_SIDECAR_SUFFIXES = {".csv", ".txt", ".json", ".md", ".npy", ".npz", ".xml", ".html", ".pdf", ".py",
+                     ".log", ".yaml", ".yml", ".zip", ".gz", ".onnx"}
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Series:
+    uid: str
+    number: str = ""
+    description: str = ""
+    modality: str = ""
+    images: list[Image] = field(default_factory=list)
+
+
+@dataclass
+class Study:
+    uid: str
+    date: str = ""
+    description: str = ""
+    series: list[Series] = field(default_factory=list)
+
+    def images(self) -> list[Image]:
+        return order_views([im for s in self.series for im in s.images])
+
+    def hanging(self) -> dict[tuple[str, str], Image]:
+        """The four screening views (R-CC, L-CC, R-MLO, L-MLO) that are present, 2D first."""
+        found: dict[tuple[str, str], Image] = {}
+        for image in sorted(self.images(), key=lambda im: im.is_volume):
+            key = (image.laterality, image.view)
+            if key in (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")) and key not in found:
+                found[key] = image
+        return found
+
+    def volumes(self) -> list[Image]:
+        return [im for im in self.images() if im.is_volume]
+
+
+@dataclass
+class Patient:
+    key: str  # pseudonym shown to users: "Patient 1", ...
+    studies: list[Study] = field(default_factory=list)
+
+
+@dataclass
+class StudySet:
+    root: Path
+    patients: list[Patient] = field(default_factory=list)
+    failures: list[LoadError] = field(default_factory=list)
+
+    def images(self) -> list[Image]:
+        return [im for p in self.patients for st in p.studies for im in st.images()]
+
+    def studies(self) -> list[Study]:
+        return [st for p in self.patients for st in p.studies]
+
+    def describe(self) -> str:
+        """Human summary for `mammolens info`; contains no identifier."""
+        lines = [f"{self.root.name or self.root}: {len(self.patients)} patient(s), "
+                 f"{len(self.studies())} study(ies), {len(self.images())} image(s), "
+                 f"{len(self.failures)} unreadable file(s)"]
+        for patient in self.patients:
+            lines.append(f"{patient.key}")
+            for s_index, study in enumerate(patient.studies, 1):
+                lines.append(f"  Study {s_index}: {study.description or 'no description'}"
+                             f"{', ' + study.date if study.date else ''}")
+                for series in study.series:
+                    lines.append(f"    Series {series.number or '-'} {series.modality} "
+                                 f"{series.description or ''} ({len(series.images)} image(s))".rstrip())
+                    for image in order_views(series.images):
+                        lines.append(f"      {image.summary()}")
+        for failure in self.failures:
+            lines.append(f"cannot read {failure}")
+        return "\n".join(lines)
+
+
+def patient_hash(patient_id: str) -> str:
+    """Short stable hash used to group without showing the identifier."""
+    return hashlib.sha256(patient_id.encode("utf-8")).hexdigest()[:10]
+
+
+def _candidate_files(root: Path) -> list[Path]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            p = Path(dirpath) / name
+            if p.suffix.lower() in _SIDECAR_SUFFIXES:
+                continue
+            files.append(p)
+    return files
+
+
+def _dicomdir_files(path: Path) -> list[Path]:
+    from pydicom.fileset import FileSet
+
+    from app.dicom_io import read_header
+
+    ds = read_header(path)
+    if "DirectoryRecordSequence" not in ds:
+        raise LoadError(path, "is named DICOMDIR but holds no directory records.")
+    try:
+        fileset = FileSet(ds)
+    except Exception as exc:
+        raise LoadError(path, f"is a DICOMDIR that cannot be parsed ({exc}).") from exc
+    return [Path(instance.path) for instance in fileset]
+
+
+def _labels_beside(root: Path) -> dict[str, tuple[str, str]]:
+    """Laterality and view for plain images from a labels file in the folder, if there is one."""
+    from inference.labels import LabelsError, read_labels
+
+    found: dict[str, tuple[str, str]] = {}
+    folder = root if root.is_dir() else root.parent
+    for candidate in sorted(folder.glob("*.csv")):
+        try:
+            rows = read_labels(candidate)
+        except LabelsError:
+            continue
+        for row in rows:
+            found[str(row.resolve(candidate.parent).resolve())] = (row.laterality, row.view)
+    return found
+
+
+def open_path(path: str | os.PathLike, progress: Progress | None = None) -> StudySet:
+    """Open a file, folder or DICOMDIR. Raises only when nothing at all can be opened."""
+    from app.dicom_io import open_dicom, read_header, stack_slices
+
+    root = Path(path)
+    if not root.exists():
+        raise LoadError(root, "does not exist.")
+    if root.is_dir():
+        dicomdir = root / "DICOMDIR"
+        files = _dicomdir_files(dicomdir) if dicomdir.is_file() else _candidate_files(root)
+    elif root.name.upper() == "DICOMDIR":
+        files = _dicomdir_files(root)
+    else:
+        files = [root]
+    plain_labels = _labels_beside(root) if any(f.suffix.lower() in PLAIN_SUFFIXES for f in files) else {}
+
+    loaded: list[tuple[Image, object]] = []
+    failures: list[LoadError] = []
+    for i, f in enumerate(files):
+        if progress:
+            progress(i, len(files), f.name)
+        try:
+            if f.suffix.lower() in PLAIN_SUFFIXES:
+                lat, view = plain_labels.get(str(f.resolve()), ("", ""))
+                loaded.append((open_plain(f, lat, view), None))
+            else:
+                header = read_header(f)
+                if "DirectoryRecordSequence" in header:
+                    continue  # a nested DICOMDIR: its files are in the walk anyway
+                loaded.append((open_dicom(f, header), header))
+        except LoadError as exc:
+            failures.append(exc)
+        except MammolensError as exc:
+            failures.append(LoadError(f, str(exc)))
+    if progress:
+        progress(len(files), len(files), "")
+    if not loaded:
+        if failures and root.is_file():
+            raise failures[0]
+        if not failures:
+            raise EmptyFolderError(root, "holds no image files.")
+        raise LoadError(root, f"holds no readable image: all {len(failures)} file(s) failed "
+                              f"(first: {failures[0]}).")
+    return StudySet(root=root, patients=_group(loaded, stack_slices), failures=failures)
+
+
+def _group(loaded, stack_slices) -> list[Patient]:
+    """Patient / study / series tree; legacy DBT slice files become one volume per series view."""
+    tree: dict[str, dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for image, header in loaded:
+        ident = image.identity
+        patient = ident.get("PatientID") or ident.get("PatientName") or ""
+        study = ident.get("StudyInstanceUID") or f"folder:{image.path.parent}"
+        series = ident.get("SeriesInstanceUID") or f"folder:{image.path.parent}"
+        tree[patient_hash(patient) if patient else f"folder:{image.path.parent}"][study][series].append((image, header))
+
+    patients = []
+    for p_index, (p_key, studies) in enumerate(tree.items(), 1):
+        patient = Patient(key=f"Patient {p_index}")
+        for study_uid, series_map in studies.items():
+            first = next(iter(series_map.values()))[0][0].identity
+            study = Study(uid=study_uid, date=first.get("StudyDate", ""), description=first.get("StudyDescription", ""))
+            for series_uid, members in series_map.items():
+                s_ident = members[0][0].identity
+                series = Series(uid=series_uid, number=s_ident.get("SeriesNumber", ""),
+                                description=s_ident.get("SeriesDescription", ""), modality=s_ident.get("Modality", ""))
+                series.images = _merge_legacy_slices(members, stack_slices)
+                study.series.append(series)
+            study.series.sort(key=lambda s: min((view_sort_key(im.laterality, im.view) for im in s.images),
+                                                default=(9,)))
+            patient.studies.append(study)
+        patients.append(patient)
+    return patients
+
+
+def _merge_legacy_slices(members, stack_slices) -> list[Image]:
+    """Single-frame tomosynthesis slices of one series and view become one volume."""
+    out: list[Image] = []
+    groups: dict[tuple, list] = defaultdict(list)
+    for image, header in members:
+        slice_like = (header is not None and image.n_frames == 1 and image.is_tomosynthesis
+                      and ("ImagePositionPatient" in header or "SliceLocation" in header))
+        if slice_like:
+            groups[(image.laterality, image.view, image.rows, image.cols)].append((image, header))
+        else:
+            out.append(image)
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0][0])
+        else:
+            out.append(stack_slices([g[0] for g in group], [g[1] for g in group]))
+    return order_views(out)
+
+
+def iter_images(paths: Iterable[str | os.PathLike]) -> Iterable[Image]:
+    for p in paths:
+        yield from open_path(p).images()

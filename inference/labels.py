@@ -1,0 +1,190 @@
+"""The one labels-file format (CSV) that every importer writes and every consumer reads.
+
+One row per lesion; a normal image has exactly one row with ``label == "normal"`` and no
+geometry. Columns (all text, empty when unknown):
+
+=============  ==============================================================================
+path           image file, relative to the CSV's folder (or absolute)
+patient        pseudonymous patient key (never a real name); splits are made per patient
+laterality     ``L`` or ``R``
+view           ``CC``, ``MLO``, ... (DICOM ViewPosition vocabulary)
+split          ``train``, ``val``, ``test`` or empty
+label          ``normal`` or one lesion class of :data:`LESION_CLASSES`
+detail         finer class as the source says it (MIAS ``CIRC``/``SPIC``..., phantom shape)
+severity       ``benign``, ``malignant`` or empty
+x0 y0 x1 y1    lesion box in pixels of the original image, origin top-left, x1/y1 exclusive
+cx cy r        lesion centre and radius in pixels (origin top-left)
+slice_start    DBT: first slice (0-based, inclusive) the lesion spans
+slice_end      DBT: last slice (0-based, inclusive)
+=============  ==============================================================================
+
+Box and centre+radius may both be given; :meth:`LabelRow.box` derives the box from the circle
+when only the circle is known. A lesion row with neither (MIAS calcifications "widely
+distributed") still marks the image abnormal.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Iterable
+
+from inference.files import atomic_write_text
+
+LESION_CLASSES = ("mass", "calcification", "architectural_distortion", "asymmetry")
+LABELS = ("normal",) + LESION_CLASSES
+SPLITS = ("", "train", "val", "test")
+COLUMNS = (
+    "path", "patient", "laterality", "view", "split", "label", "detail", "severity",
+    "x0", "y0", "x1", "y1", "cx", "cy", "r", "slice_start", "slice_end",
+)
+
+
+class LabelsError(ValueError):
+    """A labels file that cannot be used; the message is one sentence naming the line."""
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    path: str
+    patient: str = ""
+    laterality: str = ""
+    view: str = ""
+    split: str = ""
+    label: str = "normal"
+    detail: str = ""
+    severity: str = ""
+    x0: float | None = None
+    y0: float | None = None
+    x1: float | None = None
+    y1: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    r: float | None = None
+    slice_start: int | None = None
+    slice_end: int | None = None
+
+    @property
+    def is_lesion(self) -> bool:
+        return self.label != "normal"
+
+    def box(self) -> tuple[float, float, float, float] | None:
+        """Lesion box (x0, y0, x1, y1) from the box columns, else from centre and radius."""
+        if None not in (self.x0, self.y0, self.x1, self.y1):
+            return (self.x0, self.y0, self.x1, self.y1)  # type: ignore[return-value]
+        if None not in (self.cx, self.cy, self.r):
+            return (self.cx - self.r, self.cy - self.r, self.cx + self.r, self.cy + self.r)  # type: ignore[operator]
+        return None
+
+    def resolve(self, base: str | os.PathLike) -> Path:
+        """The image path, resolved against the labels file's folder."""
+        p = Path(self.path)
+        return p if p.is_absolute() else Path(base) / p
+
+    def validate(self) -> None:
+        if not self.path:
+            raise LabelsError("the path column is empty")
+        if self.label not in LABELS:
+            raise LabelsError(f"label {self.label!r} is not one of {', '.join(LABELS)}")
+        if self.laterality not in ("", "L", "R"):
+            raise LabelsError(f"laterality {self.laterality!r} is not L or R")
+        if self.split not in SPLITS:
+            raise LabelsError(f"split {self.split!r} is not train, val or test")
+        if self.label == "normal" and self.box() is not None:
+            raise LabelsError("a normal row carries lesion geometry")
+        b = self.box()
+        if b is not None and not (b[2] > b[0] and b[3] > b[1]):
+            raise LabelsError(f"the lesion box {b} is empty")
+        if (self.slice_start is None) != (self.slice_end is None):
+            raise LabelsError("slice_start and slice_end must be given together")
+        if self.slice_start is not None and self.slice_end < self.slice_start:  # type: ignore[operator]
+            raise LabelsError("slice_end is before slice_start")
+
+
+_INT_COLUMNS = {"slice_start", "slice_end"}
+_FLOAT_COLUMNS = {"x0", "y0", "x1", "y1", "cx", "cy", "r"}
+
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}" if value == int(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _parse(name: str, text: str):
+    text = text.strip()
+    if name in _INT_COLUMNS:
+        return int(text) if text else None
+    if name in _FLOAT_COLUMNS:
+        return float(text) if text else None
+    return text
+
+
+def dumps(rows: Iterable[LabelRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        row.validate()
+        values = asdict(row)
+        writer.writerow([_format(values[c]) for c in COLUMNS])
+    return out.getvalue()
+
+
+def write_labels(path: str | os.PathLike, rows: Iterable[LabelRow]) -> Path:
+    """Write rows atomically; paths are stored relative to the CSV's folder when possible."""
+    path = Path(path)
+    base = path.parent.resolve()
+    rel = []
+    for row in rows:
+        p = Path(row.path)
+        if p.is_absolute():
+            try:
+                p = p.resolve().relative_to(base)
+            except ValueError:
+                pass
+        rel.append(replace(row, path=p.as_posix()))
+    atomic_write_text(path, dumps(rel))
+    return path
+
+
+def read_labels(path: str | os.PathLike) -> list[LabelRow]:
+    """Read and validate a labels file; errors name the file and line in one sentence."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise LabelsError(f"Cannot read labels file {path.name}: {exc.strerror or exc}.") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("path", "label") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise LabelsError(f"{path.name} is not a mammolens labels file: column {missing[0]!r} is missing.")
+    names = {f.name for f in fields(LabelRow)}
+    rows = []
+    for lineno, record in enumerate(reader, start=2):
+        try:
+            values = {k: _parse(k, v or "") for k, v in record.items() if k in names}
+            row = LabelRow(**values)
+            row.validate()
+        except (ValueError, TypeError) as exc:
+            raise LabelsError(f"{path.name} line {lineno}: {exc}.") from exc
+        rows.append(row)
+    return rows
+
+
+def rows_by_image(rows: Iterable[LabelRow]) -> dict[str, list[LabelRow]]:
+    """Group rows per image path, keeping file order."""
+    grouped: dict[str, list[LabelRow]] = {}
+    for row in rows:
+        grouped.setdefault(row.path, []).append(row)
+    return grouped
+
+
+def image_label(rows: list[LabelRow]) -> str:
+    """One label per image: ``normal`` or the first lesion class present."""
+    lesions = [r.label for r in rows if r.is_lesion]
+    return lesions[0] if lesions else "normal"
