@@ -1,0 +1,1 @@
+"""mammolens application: CLI, Qt-free study model and DICOM loading, GUI wiring."""

@@ -136,7 +136,7 @@ def dumps(rows: Iterable[LabelRow]) -> str:
 
 
 def write_labels(path: str | os.PathLike, rows: Iterable[LabelRow]) -> Path:
-    """Write rows atomically; paths are stored relative to the CSV's folder when possible."""
+    """Write rows atomically; absolute paths are stored relative to the CSV's folder."""
     path = Path(path)
     base = path.parent.resolve()
     rel = []
@@ -144,8 +144,8 @@ def write_labels(path: str | os.PathLike, rows: Iterable[LabelRow]) -> Path:
         p = Path(row.path)
         if p.is_absolute():
             try:
-                p = p.resolve().relative_to(base)
-            except ValueError:
+                p = Path(os.path.relpath(p.resolve(), base))
+            except ValueError:  # another drive on Windows: keep it absolute
                 pass
         rel.append(replace(row, path=p.as_posix()))
     atomic_write_text(path, dumps(rel))
@@ -188,3 +188,24 @@ def image_label(rows: list[LabelRow]) -> str:
     """One label per image: ``normal`` or the first lesion class present."""
     lesions = [r.label for r in rows if r.is_lesion]
     return lesions[0] if lesions else "normal"
+
+
+def split_by_patient(rows: list[LabelRow], fractions=(0.7, 0.15, 0.15), seed: int = 0) -> list[LabelRow]:
+    """Assign train / val / test per patient, never splitting one patient's images.
+
+    Patients are shuffled with ``seed`` and cut by the fractions; within each split the rows keep
+    their order. Deterministic for a seed and the set of patient keys.
+    """
+    import numpy as np
+
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        raise LabelsError("split fractions must be three non-negative numbers (train, val, test)")
+    patients = sorted({r.patient or r.path for r in rows})
+    order = np.random.default_rng(seed).permutation(len(patients))
+    total = float(sum(fractions))
+    n_train = int(round(len(patients) * fractions[0] / total))
+    n_val = int(round(len(patients) * fractions[1] / total))
+    split_of = {}
+    for rank, idx in enumerate(order):
+        split_of[patients[idx]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+    return [replace(r, split=split_of[r.patient or r.path]) for r in rows]

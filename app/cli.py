@@ -1,0 +1,179 @@
+"""The `mammolens` command line.
+
+Only argparse and the standard library are imported at module level, so ``mammolens --help``
+answers at once; each command imports what it needs. Every error a user can cause ends as one
+sentence on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+LESION_CLASSES = ("mass", "calcification", "architectural_distortion", "asymmetry")
+
+
+def _shape(text: str) -> tuple[int, int]:
+    try:
+        rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ROWSxCOLS, e.g. 1024x832") from None
+    if rows < 64 or cols < 64:
+        raise argparse.ArgumentTypeError("images must be at least 64x64 pixels")
+    return rows, cols
+
+
+def _csv_list(choices):
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(choices)}")
+        return values
+
+    return parse
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError("splits are three fractions: train,val,test (e.g. 0.7,0.15,0.15)")
+    return values  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mammolens",
+        description="Mammography / DBT workbench: open studies, run GAN anomaly models, make phantoms.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("view", help="open a file, folder or DICOMDIR in the viewer window")
+    p.add_argument("path", nargs="?", type=Path)
+
+    p = sub.add_parser("demo", help="open the bundled demo study (offscreen screenshot when there is no display)")
+    p.add_argument("--screenshot", type=Path, help="where to save the screenshot (default: ./mammolens-demo.png)")
+    p.add_argument("--offscreen", action="store_true", help="render offscreen even when a display is available")
+
+    p = sub.add_parser("info", help="list the patients / studies / series / views found under PATH")
+    p.add_argument("path", type=Path)
+
+    p = sub.add_parser("phantom", help="simulate mammograms / DBT volumes with lesions and write DICOM + labels")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--n", type=int, default=8, help="number of patients (each gets every view and side)")
+    p.add_argument("--views", type=_csv_list(("CC", "MLO")), default=("CC", "MLO"))
+    p.add_argument("--lateralities", type=_csv_list(("L", "R")), default=("L", "R"))
+    p.add_argument("--lesion-fraction", type=float, default=0.5, help="fraction of patients with a lesion")
+    p.add_argument("--classes", type=_csv_list(LESION_CLASSES), default=LESION_CLASSES)
+    p.add_argument("--shape", type=_shape, default=(1024, 832), help="image size ROWSxCOLS (default 1024x832)")
+    p.add_argument("--spacing", type=float, default=0.2, help="pixel spacing in mm (default 0.2)")
+    p.add_argument("--bits", type=int, choices=(12, 14), default=12, help="bits stored")
+    p.add_argument("--dbt", type=int, default=0, help="number of DBT volumes to add")
+    p.add_argument("--dbt-slices", type=int, default=40)
+    p.add_argument("--dbt-shape", type=_shape, default=(512, 416))
+    p.add_argument("--legacy-dbt", action="store_true", help="write DBT as single-frame slice files")
+    p.add_argument("--compress", choices=("rle", "jpeg2000", "jpegls"), help="lossless transfer syntax")
+    p.add_argument("--splits", type=_fractions, help="train,val,test fractions by patient")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("dataset", help="dataset tools")
+    dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+    q = dsub.add_parser("import", help="write a labels CSV from a research dataset")
+    q.add_argument("format", choices=("mias", "phantom"))
+    q.add_argument("path", type=Path, help="the dataset folder")
+    q.add_argument("--out", type=Path, required=True, help="labels CSV to write")
+    q.add_argument("--splits", type=_fractions, default=(0.7, 0.15, 0.15),
+                   help="train,val,test fractions by patient (MIAS; default 0.7,0.15,0.15)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the patient split")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(version("mammolens"))
+        except PackageNotFoundError:
+            print("mammolens (not installed)")
+        return 0
+    from app.errors import MammolensError
+    from inference.labels import LabelsError
+
+    try:
+        return _dispatch(args)
+    except (MammolensError, LabelsError) as exc:
+        print(f"mammolens: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mammolens: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    if args.command in (None, "view"):
+        from app.gui import run_viewer
+
+        return run_viewer(getattr(args, "path", None))
+    if args.command == "demo":
+        from app.gui import run_demo
+
+        return run_demo(screenshot=args.screenshot, offscreen=args.offscreen)
+    if args.command == "info":
+        from app.study import open_path
+
+        studies = open_path(args.path)
+        print(studies.describe())
+        return 0
+    if args.command == "phantom":
+        return _phantom(args)
+    if args.command == "dataset":
+        return _dataset_import(args)
+    raise AssertionError(args.command)
+
+
+def _phantom(args) -> int:
+    from training.phantom import generate_dataset
+
+    def progress(done: int, total: int, name: str) -> None:
+        print(f"\r[{done}/{total}] {name:<40}", end="", file=sys.stderr, flush=True)
+
+    rows = generate_dataset(
+        args.out, n=args.n, views=args.views, lateralities=args.lateralities,
+        lesion_fraction=args.lesion_fraction, classes=args.classes, shape=args.shape,
+        pixel_spacing=args.spacing, dbt=args.dbt, dbt_slices=args.dbt_slices, dbt_shape=args.dbt_shape,
+        legacy_dbt=args.legacy_dbt, compress=args.compress, bits_stored=args.bits, seed=args.seed,
+        splits=args.splits, progress=progress,
+    )
+    print(file=sys.stderr)
+    images = len({r.path for r in rows})
+    lesions = sum(r.is_lesion for r in rows)
+    print(f"wrote {images} image file(s) with {lesions} lesion(s) to {args.out}; labels: {args.out / 'labels.csv'}")
+    return 0
+
+
+def _dataset_import(args) -> int:
+    from app.datasets import import_mias, import_phantom
+    from inference.labels import split_by_patient, write_labels
+
+    if args.format == "mias":
+        rows = import_mias(args.path, splits=args.splits, seed=args.seed)
+    else:
+        rows = import_phantom(args.path)
+        if not any(r.split for r in rows):
+            rows = split_by_patient(rows, args.splits, args.seed)
+    write_labels(args.out, rows)
+    images = len({r.path for r in rows})
+    abnormal = len({r.path for r in rows if r.is_lesion})
+    print(f"wrote {len(rows)} row(s) for {images} image(s) ({abnormal} with lesions) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

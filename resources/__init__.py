@@ -1,0 +1,1 @@
+"""Bundled data (package data): the demo study, model bundles."""

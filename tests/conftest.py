@@ -1,0 +1,41 @@
+"""Shared fixtures: real data from ../shared/data (skipped when absent), pydicom's own files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MAMMOLENS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data, or a clean skip naming what is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (set MAMMOLENS_SHARED_DATA)")
+    return path
+
+
+def pydicom_file(name: str) -> Path:
+    """A test file shipped inside pydicom's wheel (never downloaded)."""
+    import pydicom
+
+    path = Path(pydicom.__file__).parent / "data" / "test_files" / name
+    if not path.exists():
+        pytest.skip(f"pydicom's wheel does not ship {name}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def phantom_study(tmp_path_factory):
+    """A small phantom study: 2 patients x 4 views (one lesion) + 1 DBT volume with a lesion."""
+    from training.phantom import generate_dataset
+
+    out = tmp_path_factory.mktemp("phantom")
+    rows = generate_dataset(out, n=2, lesion_fraction=0.5, shape=(320, 256), pixel_spacing=0.4,
+                            dbt=1, dbt_slices=12, dbt_shape=(256, 208), seed=3)
+    return out, rows

@@ -1,0 +1,1 @@
+"""Qt widgets only: they show what `app` hands them and emit signals."""
