@@ -275,8 +275,14 @@ def _check_pixels(ds: Dataset, path: Path) -> None:
         with open(path, "rb") as handle:
             if b"\xe0\x7f\x10\x00" in handle.read():
                 raise TruncatedFileError(path, "is truncated: its pixel data ends early.")
+        if "Image Storage" in UID(str(ds.get("SOPClassUID", ""))).name or "Rows" in ds:
+            raise TruncatedFileError(path, "is truncated: it is an image object but the file ends before "
+                                           "its pixel data.")
         raise NoPixelDataError(path, "has no pixel data (it is not an image object).")
     if ts is not None:
+        if not UID(ts).is_transfer_syntax:
+            raise UnsupportedTransferSyntaxError(
+                path, f"uses transfer syntax {ts}, which is not one DICOM defines; mammolens cannot decode it.")
         problem = codec_problem(UID(ts), path)
         if problem is not None:
             raise problem

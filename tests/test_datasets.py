@@ -1,0 +1,122 @@
+"""Labels CSV format and the MIAS / phantom importers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.datasets import import_mias, parse_mias_info
+from inference.labels import LabelRow, LabelsError, read_labels, split_by_patient, write_labels
+from tests.conftest import shared_file
+
+
+def test_labels_round_trip_and_relative_paths(tmp_path):
+    rows = [
+        LabelRow(path=str(tmp_path / "a" / "x.dcm"), patient="P1", laterality="L", view="CC", label="normal"),
+        LabelRow(path=str(tmp_path / "a" / "y.dcm"), patient="P1", laterality="L", view="MLO", label="mass",
+                 detail="spiculated", x0=10, y0=20, x1=40, y1=60, cx=25, cy=40, r=15),
+        LabelRow(path="vol.dcm", patient="P2", label="calcification", x0=1, y0=2, x1=3, y1=4,
+                 slice_start=5, slice_end=9),
+    ]
+    out = write_labels(tmp_path / "labels.csv", rows)
+    back = read_labels(out)
+    assert [r.path for r in back] == ["a/x.dcm", "a/y.dcm", "vol.dcm"]
+    assert back[1].box() == (10, 20, 40, 60) and back[2].slice_end == 9
+    assert back[1].resolve(tmp_path) == tmp_path / "a" / "y.dcm"
+
+
+def test_labels_errors_name_the_line(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("path,label\nx.png,normal\ny.png,tumour\n")
+    with pytest.raises(LabelsError, match=r"bad.csv line 3: label 'tumour'"):
+        read_labels(p)
+    p.write_text("file,label\n")
+    with pytest.raises(LabelsError, match="column 'path' is missing"):
+        read_labels(p)
+
+
+def test_box_from_circle():
+    assert LabelRow(path="a", label="mass", cx=100, cy=50, r=10).box() == (90, 40, 110, 60)
+
+
+def test_split_by_patient_never_mixes_a_patient():
+    rows = [LabelRow(path=f"{p}_{v}", patient=f"p{p}") for p in range(40) for v in ("L", "R")]
+    split = split_by_patient(rows, (0.6, 0.2, 0.2), seed=1)
+    per_patient = {}
+    for r in split:
+        per_patient.setdefault(r.patient, set()).add(r.split)
+    assert all(len(s) == 1 for s in per_patient.values())
+    counts = {s: sum(1 for v in per_patient.values() if s in v) for s in ("train", "val", "test")}
+    assert counts == {"train": 24, "val": 8, "test": 8}
+    assert split == split_by_patient(rows, (0.6, 0.2, 0.2), seed=1)
+
+
+@pytest.fixture(scope="module")
+def mias_rows():
+    folder = shared_file("mias")
+    return folder, import_mias(folder, splits=(0.7, 0.15, 0.15), seed=0)
+
+
+def test_mias_entries_against_info_txt(mias_rows):
+    folder, rows = mias_rows
+    by_name = {}
+    for r in rows:
+        by_name.setdefault(r.path.rsplit("/", 1)[-1], []).append(r)
+    # "mdb010 F CIRC B 525 425 33": origin bottom-left, so row = 1023 - 425
+    (r,) = by_name["mdb010.png"]
+    assert (r.label, r.detail, r.severity, r.cx, r.cy, r.r) == ("mass", "circumscribed", "benign", 525, 598, 33)
+    assert r.laterality == "L" and r.view == "MLO" and r.patient == "mias005"
+    # "mdb005" has two masses: two rows
+    assert len(by_name["mdb005.png"]) == 2 and by_name["mdb005.png"][0].laterality == "R"
+    # "mdb216 D CALC M *NOTE 3*": abnormal but no centre
+    (r,) = by_name["mdb216.png"]
+    assert r.label == "calcification" and r.box() is None and r.severity == "malignant"
+    assert len({r.path for r in rows}) == len(list(folder.glob("mdb*.png")))
+    info = parse_mias_info(folder / "Info.txt")
+    assert sum(e["class"] == "NORM" for e in info) == sum(r.label == "normal" for r in rows)
+
+
+def test_mias_split_is_by_patient(mias_rows):
+    _, rows = mias_rows
+    splits = {}
+    for r in rows:
+        splits.setdefault(r.patient, set()).add(r.split)
+    assert all(len(s) == 1 for s in splits.values())
+    assert {s for v in splits.values() for s in v} == {"train", "val", "test"}
+
+
+def test_mias_boxes_land_on_the_masses(mias_rows):
+    """A circumscribed mass is brighter than the ring of tissue around its MIAS circle."""
+    from skimage import io
+
+    _, rows = mias_rows
+    circ = [r for r in rows if r.detail == "circumscribed" and r.box() is not None]
+    brighter = 0
+    for r in circ:
+        img = io.imread(r.path).astype(np.float64)
+        yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+        d = np.hypot(xx - r.cx, yy - r.cy)
+        inside = img[d <= 0.6 * r.r].mean()
+        ring = img[(d > 1.2 * r.r) & (d <= 1.8 * r.r)].mean()
+        brighter += inside > ring
+    assert len(circ) >= 15 and brighter / len(circ) >= 0.8
+
+
+def test_mias_laterality_matches_the_films(mias_rows):
+    """Even films are left breasts (chest wall on the left), odd right: inferred side agrees."""
+    from app.plain_io import infer_laterality, read_plain
+    from pathlib import Path
+
+    _, rows = mias_rows
+    paths = {r.path: r.laterality for r in rows}
+    agree = sum(infer_laterality(read_plain(Path(p))) == lat for p, lat in paths.items())
+    assert agree / len(paths) >= 0.95
+
+
+def test_cli_imports_mias(tmp_path, mias_rows):
+    from app.cli import main
+
+    folder, _ = mias_rows
+    out = tmp_path / "labels.csv"
+    assert main(["dataset", "import", "mias", str(folder), "--out", str(out)]) == 0
+    rows = read_labels(out)
+    assert rows[0].resolve(out.parent).is_file()
