@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mammolens demo
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n 2 tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n 2 tests --ignore=tests/benchmarks
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s -p no:xdist tests/benchmarks

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compress", choices=("rle", "jpeg2000", "jpegls"), help="lossless transfer syntax")
     p.add_argument("--splits", type=_fractions, help="train,val,test fractions by patient")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--demo", action="store_true",
+                   help="write the bundled demo study instead (one patient, 4 views + 1 DBT); other options ignored")
 
     p = sub.add_parser("dataset", help="dataset tools")
     dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
@@ -138,18 +140,26 @@ def _dispatch(args) -> int:
     raise AssertionError(args.command)
 
 
-def _phantom(args) -> int:
-    from training.phantom import generate_dataset
+def _progress(done: int, total: int, name: str) -> None:
+    print(f"\r[{done}/{total}] {name:<40}", end="", file=sys.stderr, flush=True)
 
-    def progress(done: int, total: int, name: str) -> None:
-        print(f"\r[{done}/{total}] {name:<40}", end="", file=sys.stderr, flush=True)
+
+def _phantom(args) -> int:
+    if args.demo:
+        from training.demo import generate_demo_study
+
+        rows = generate_demo_study(args.out, progress=_progress)
+        print(file=sys.stderr)
+        print(f"wrote the demo study ({len({r.path for r in rows})} files) to {args.out}")
+        return 0
+    from training.phantom import generate_dataset
 
     rows = generate_dataset(
         args.out, n=args.n, views=args.views, lateralities=args.lateralities,
         lesion_fraction=args.lesion_fraction, classes=args.classes, shape=args.shape,
         pixel_spacing=args.spacing, dbt=args.dbt, dbt_slices=args.dbt_slices, dbt_shape=args.dbt_shape,
         legacy_dbt=args.legacy_dbt, compress=args.compress, bits_stored=args.bits, seed=args.seed,
-        splits=args.splits, progress=progress,
+        splits=args.splits, progress=_progress,
     )
     print(file=sys.stderr)
     images = len({r.path for r in rows})

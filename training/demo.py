@@ -1,0 +1,67 @@
+"""The bundled demo study: one phantom patient, four screening views (one with a lesion) and one
+DBT volume with a lesion, in a single study, JPEG 2000 lossless to stay small.
+
+Regenerate with ``mammolens phantom --demo --out resources/demo`` (deterministic: the files
+change only when the simulator does).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from inference.labels import LabelRow, write_labels
+
+DEMO_SEED = 2026
+DEMO_SHAPE = (1024, 832)  # rows x cols at 0.2 mm: a 20 x 17 cm detector, reduced resolution
+DEMO_SPACING = 0.2
+DEMO_DBT_SHAPE = (640, 520)
+DEMO_DBT_SLICES = 40
+DEMO_DBT_SPACING = 0.32
+LESION_VIEW = ("L", "MLO", "mass")
+DBT_VIEW = ("L", "CC", "calcification")
+
+
+def _rows_for(path: Path, laterality: str, view: str, lesions, out: Path) -> list[LabelRow]:
+    base = dict(path=str(path.relative_to(out)), patient="P0001", laterality=laterality, view=view)
+    if not lesions:
+        return [LabelRow(**base, label="normal")]
+    return [
+        LabelRow(**base, label=les.cls, detail=les.detail, x0=les.box[0], y0=les.box[1], x1=les.box[2],
+                 y1=les.box[3], cx=les.cx, cy=les.cy, r=les.radius, slice_start=les.slice_start,
+                 slice_end=les.slice_end)
+        for les in lesions
+    ]
+
+
+def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
+    from pydicom.uid import generate_uid
+
+    from training.phantom import simulate_dbt, simulate_mammogram, write_dbt_dicom, write_mammogram_dicom
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    study_uid = generate_uid(entropy_srcs=["mammolens-demo-study", str(DEMO_SEED)])
+    rows: list[LabelRow] = []
+    views = [("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")]
+    for i, (lat, view) in enumerate(views):
+        if progress:
+            progress(i, len(views) + 1, f"{lat}-{view}")
+        classes = (LESION_VIEW[2],) if (lat, view) == LESION_VIEW[:2] else ()
+        image = simulate_mammogram(DEMO_SEED + i, view=view, laterality=lat, shape=DEMO_SHAPE,
+                                   pixel_spacing=DEMO_SPACING, lesion_classes=classes)
+        series_uid = generate_uid(entropy_srcs=["mammolens-demo-series", lat, view, str(DEMO_SEED)])
+        path = write_mammogram_dicom(out / f"MG_{lat}{view}.dcm", image, patient_index=1, study_uid=study_uid,
+                                     series_uid=series_uid, instance=i + 1, compress="jpeg2000", seed=DEMO_SEED)
+        rows += _rows_for(path, lat, view, image.lesions, out)
+    if progress:
+        progress(len(views), len(views) + 1, "DBT")
+    lat, view, cls = DBT_VIEW
+    volume = simulate_dbt(DEMO_SEED + 10, view=view, laterality=lat, shape=DEMO_DBT_SHAPE,
+                          n_slices=DEMO_DBT_SLICES, pixel_spacing=DEMO_DBT_SPACING, lesion_classes=(cls,))
+    series_uid = generate_uid(entropy_srcs=["mammolens-demo-series", "DBT", str(DEMO_SEED)])
+    path = write_dbt_dicom(out / f"DBT_{lat}{view}.dcm", volume, patient_index=1, study_uid=study_uid,
+                           series_uid=series_uid, compress="jpeg2000", seed=DEMO_SEED)
+    rows += _rows_for(path, lat, view, volume.lesions, out)
+    write_labels(out / "labels.csv", rows)
+    if progress:
+        progress(len(views) + 1, len(views) + 1, "")
+    return rows
