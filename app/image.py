@@ -93,6 +93,8 @@ class Image:
 
     def __post_init__(self):
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._luts: dict[tuple, np.ndarray] = {}
+        self._range_preset: VoiPreset | None = None
         self._lock = threading.Lock()
         self.decoded_frames = 0  # how many frames were decoded so far (lazy-loading proof)
 
@@ -154,45 +156,58 @@ class Image:
         Modality LUT, then the VOI preset, then MONOCHROME1 inversion; padding pixels are black.
         """
         preset = preset or self.default_preset()
+        if preset.kind == "range":
+            preset = self.range_window(index)
         arr = self.stored(index)
         attrs = self.source.attributes(index)
-        if np.issubdtype(arr.dtype, np.integer) and arr.size > 0:
-            lo, hi = int(arr.min()), int(arr.max())
-            if hi - lo <= 1 << 20:
-                domain = np.arange(lo, hi + 1, dtype=np.int64 if lo < 0 else np.uint32)
-                lut = self._display_chain(domain, attrs, preset, (lo, hi))
-                out = lut[arr - lo] if lo else lut[arr]
-            else:
-                out = self._display_chain(arr, attrs, preset, (lo, hi))
+        if np.issubdtype(arr.dtype, np.integer) and arr.itemsize <= 2:
+            lo, lut = self._lut(attrs, preset, arr.dtype)
+            out = np.take(lut, arr.astype(np.int32) - lo if lo else arr, mode="clip")
         else:
-            out = self._display_chain(arr, attrs, preset, None)
+            out = self._display_chain(arr, attrs, preset)
         mask = self.padding_mask(index)
         if mask is not None and mask.any():
-            out = out.copy() if out.base is not None else out
             out[mask] = 0.0
         return out
 
-    def _display_chain(self, values, attrs, preset: VoiPreset, stored_range) -> np.ndarray:
+    def _lut(self, attrs, preset: VoiPreset, dtype) -> tuple[int, np.ndarray]:
+        """Display LUT over every value the stored bits can hold, cached per attributes and preset.
+
+        Values above the stored range (stray high bits) clip to the last entry.
+        """
+        bits = min(self.bits_stored or 16, 8 * np.dtype(dtype).itemsize)
+        signed = np.issubdtype(dtype, np.signedinteger)
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        key = (id(attrs), preset, lo, hi)
+        lut = self._luts.get(key)
+        if lut is None:
+            domain = np.arange(lo, hi + 1, dtype=np.int32)
+            lut = self._display_chain(domain, attrs, preset)
+            if len(self._luts) > 32:
+                self._luts.clear()
+            self._luts[key] = lut
+        return lo, lut
+
+    def _display_chain(self, values, attrs, preset: VoiPreset) -> np.ndarray:
         from app import voi  # local: keeps pydicom out of import time
 
         modality = values.astype(np.float64) if attrs is None else voi.modality(values, attrs)
-        if preset.kind == "range":
-            lo, hi = self._range_of(modality, stored_range, attrs)
-            out = np.clip((modality - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
-        else:
-            out = voi.apply_preset(modality, attrs, preset)
+        out = voi.apply_preset(modality, attrs, preset)
         if self.photometric == "MONOCHROME1":
             out = 1.0 - out
         return out.astype(np.float32)
 
-    def _range_of(self, modality, stored_range, attrs):
-        if self.padding is not None and stored_range is not None and modality.ndim == 1:
-            lo, hi = self.padding
-            domain = np.arange(stored_range[0], stored_range[1] + 1)
-            keep = (domain < lo) | (domain > hi)
-            if keep.any():
-                return float(modality[keep].min()), float(modality[keep].max())
-        return float(modality.min()), float(modality.max())
+    def range_window(self, index: int = 0) -> VoiPreset:
+        """The "Full range" preset as a LINEAR_EXACT window over the frame's modality values
+        (padding excluded), fixed by the first frame it is computed on so slices share it."""
+        if self._range_preset is None:
+            values = self.modality_values(index)
+            mask = self.padding_mask(index)
+            if mask is not None and (~mask).any():
+                values = values[~mask]
+            lo, hi = float(values.min()), float(values.max())
+            self._range_preset = VoiPreset("Full range", "window", (lo + hi) / 2, max(hi - lo, 1e-6), "LINEAR_EXACT")
+        return self._range_preset
 
     # ------------------------------------------------------------------ geometry
     def physical_size_mm(self) -> tuple[float, float] | None:
