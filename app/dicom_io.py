@@ -340,6 +340,23 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
             attrs_cache[key] = flat
         return attrs_cache[key]
 
+    # Frames keep the file's order when their positions are monotonic (either direction, as the
+    # vendor wrote them); otherwise they are shown sorted by position along the stack normal.
+    positions = _slice_positions(ds, n_frames) if enhanced and n_frames > 1 else None
+    order = list(range(n_frames))
+    if positions is not None:
+        steps = np.diff(positions)
+        if not (np.all(steps > 0) or np.all(steps < 0)):
+            order = sorted(order, key=lambda k: positions[k])
+            positions = [positions[k] for k in order]
+    file_reader = _frame_reader(path, photometric, samples)
+
+    def read(index: int) -> np.ndarray:
+        return file_reader(order[index])
+
+    def ordered_attributes(index: int) -> Dataset:
+        return attributes(order[index])
+
     attrs0 = attributes(0)
     presets: list[VoiPreset] = voi.presets_from(attrs0) if samples == 1 else []
     if not presets:
@@ -357,7 +374,7 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
         rows=int(ds.Rows),
         cols=int(ds.Columns),
         n_frames=n_frames,
-        source=FrameSource(read=_frame_reader(path, photometric, samples), attributes=attributes),
+        source=FrameSource(read=read, attributes=ordered_attributes),
         laterality=laterality,
         laterality_source=lat_source,
         view=view_of(ds),
@@ -370,7 +387,7 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
         bits_stored=int(ds.get("BitsStored", 8)),
         presets=presets,
         padding=_padding_range(ds),
-        slice_positions=_slice_positions(ds, n_frames) if enhanced and n_frames > 1 else None,
+        slice_positions=positions,
         is_tomosynthesis=sop == BREAST_TOMOSYNTHESIS or any("TOMO" in t for t in image_type),
         header=header,
         identity=identity,

@@ -82,6 +82,8 @@ class Controller:
                 image = hanging.get(key)
                 canvas.image = image  # type: ignore[attr-defined]
                 self._show_on(canvas, image)
+                # chest walls meet in the middle: right breasts against their cell's right edge
+                canvas.align("right" if key[0] == "R" else "left")
             self.single_image = None
             self.window.show_grid()
             self.window.set_slices(0, 0, "")

@@ -22,6 +22,11 @@ from app.plain_io import PLAIN_SUFFIXES, open_plain
 _SIDECAR_SUFFIXES = {".csv", ".txt", ".json", ".md", ".npy", ".npz", ".xml", ".html", ".pdf", ".py",
                      ".log", ".yaml", ".yml", ".zip", ".gz", ".onnx"}
 
+# Lesion masks that datasets keep beside their images (phantom, CBIS-DDSM style) are not images
+# to show: folders named like this, and files whose name ends like this, are skipped.
+_MASK_FOLDERS = {"mask", "masks", "roi", "rois"}
+_MASK_SUFFIXES = ("_mask", "_masks", "_roi")
+
 Progress = Callable[[int, int, str], None]
 
 
@@ -103,12 +108,12 @@ def patient_hash(patient_id: str) -> str:
 def _candidate_files(root: Path) -> list[Path]:
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in _MASK_FOLDERS)
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             p = Path(dirpath) / name
-            if p.suffix.lower() in _SIDECAR_SUFFIXES:
+            if p.suffix.lower() in _SIDECAR_SUFFIXES or p.stem.lower().endswith(_MASK_SUFFIXES):
                 continue
             files.append(p)
     return files
@@ -213,8 +218,10 @@ def _group(loaded, stack_slices) -> list[Patient]:
                                 description=s_ident.get("SeriesDescription", ""), modality=s_ident.get("Modality", ""))
                 series.images = _merge_legacy_slices(members, stack_slices)
                 study.series.append(series)
-            study.series.sort(key=lambda s: min((view_sort_key(im.laterality, im.view) for im in s.images),
-                                                default=(9,)))
+            # 2D series in hanging order, then volumes
+            study.series.sort(key=lambda s: (any(im.is_volume for im in s.images),
+                                             min((view_sort_key(im.laterality, im.view) for im in s.images),
+                                                 default=(9,))))
             patient.studies.append(study)
         patients.append(patient)
     return patients

@@ -33,6 +33,17 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
     def _place_readout(self, *args) -> None:
         self.readout.setPos(6, self.view.height() - 4)
 
+    def align(self, side: str) -> None:
+        """Put the image's ``side`` edge ("left" / "right") on the view's edge, keeping the zoom.
+
+        A hanging uses it so the chest walls of the right and left breasts meet in the middle.
+        """
+        if self._shape is None or side not in ("left", "right"):
+            return
+        (x0, x1), _ = self.view.viewRange()
+        width, cols = x1 - x0, self._shape[1]
+        self.view.setXRange(cols - width, cols, padding=0) if side == "right" else self.view.setXRange(0, width, padding=0)
+
     def show_frame(self, frame: np.ndarray | None, label: str = "", readout: str = "", mirror: bool = False) -> None:
         if frame is None:
             self.image_item.clear()

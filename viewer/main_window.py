@@ -77,12 +77,6 @@ class MainWindow(QtWidgets.QMainWindow):
             canvas = ImageCanvas()
             grid.addWidget(canvas, row, col)
             self.cells[key] = canvas
-        # zoom and pan move the four views together
-        first = self.cells[("R", "CC")].view
-        for key, canvas in self.cells.items():
-            if canvas.view is not first:
-                canvas.view.setXLink(first)
-                canvas.view.setYLink(first)
         self.single = ImageCanvas()
         self.stack.addWidget(grid_page)
         self.stack.addWidget(self.single)

@@ -1,0 +1,92 @@
+"""Phantom -> DICOM -> loader: what the simulator wrote is what the study model shows."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.study import open_path
+
+
+def test_folder_groups_patients_studies_and_hangs_views(phantom_study):
+    folder, rows = phantom_study
+    studies = open_path(folder)
+    assert not studies.failures
+    n_images = len({r.path for r in rows})
+    assert len(studies.images()) == n_images
+    two_d = [st for st in studies.studies() if not st.volumes()]
+    assert len(two_d) == 2
+    for study in two_d:
+        names = [im.name for im in study.images()]
+        assert names == ["R-CC", "L-CC", "R-MLO", "L-MLO"], "screening hanging order"
+    assert [p.key for p in studies.patients][:2] == ["Patient 1", "Patient 2"]
+
+
+def test_pixels_and_geometry_survive_the_round_trip(tmp_path):
+    from training.phantom import simulate_mammogram, write_mammogram_dicom
+
+    image = simulate_mammogram(7, view="MLO", laterality="R", shape=(300, 240), pixel_spacing=0.3,
+                               lesion_classes=("mass",), bits_stored=14)
+    for compress in (None, "rle", "jpeg2000", "jpegls"):
+        path = write_mammogram_dicom(tmp_path / f"{compress}.dcm", image, compress=compress)
+        loaded = open_path(path).images()[0]
+        assert np.array_equal(loaded.stored(0), image.pixels), compress
+        assert (loaded.laterality, loaded.view) == ("R", "MLO")
+        assert loaded.pixel_spacing == pytest.approx((0.3, 0.3))
+        assert loaded.bits_stored == 14 and len([p for p in loaded.presets if p.kind == "window"]) == 2
+        shown = loaded.display(0)
+        box = image.lesions[0].box
+        lesion = shown[box[1]:box[3], box[0]:box[2]][image.lesions[0].mask[box[1]:box[3], box[0]:box[2]]]
+        assert lesion.mean() > shown[image.breast_mask].mean(), "the mass shows brighter than the breast"
+
+
+@pytest.fixture(scope="module")
+def volume_files(tmp_path_factory):
+    from training.phantom import simulate_dbt, write_dbt_dicom, write_legacy_dbt_series
+
+    out = tmp_path_factory.mktemp("dbt")
+    vol = simulate_dbt(11, view="CC", laterality="L", shape=(200, 160), n_slices=9, pixel_spacing=0.5,
+                       lesion_classes=("mass",))
+    enhanced = write_dbt_dicom(out / "enhanced" / "dbt.dcm", vol, compress="jpeg2000")
+    legacy = write_legacy_dbt_series(out / "legacy", vol)
+    return vol, enhanced, legacy
+
+
+def test_enhanced_dbt_reads_functional_groups_and_decodes_lazily(volume_files):
+    vol, path, _ = volume_files
+    image = open_path(path).images()[0]
+    assert image.is_volume and image.is_tomosynthesis and image.n_frames == 9
+    assert image.decoded_frames == 0, "opening decodes nothing"
+    assert image.pixel_spacing == pytest.approx((0.5, 0.5)) and image.spacing_source == "pixel measures"
+    steps = np.diff(image.slice_positions)
+    assert np.allclose(np.abs(steps), 1.0) and (np.all(steps > 0) or np.all(steps < 0)), "1 mm apart, in order"
+    assert image.presets and image.presets[0].kind == "window", "VOI from FrameVOILUTSequence"
+    assert np.array_equal(image.stored(4), vol.frame(4))
+    assert image.decoded_frames == 1 and image.cached_frames() == [4]
+    for k in range(9):
+        image.stored(k)
+    assert len(image.cached_frames()) == image.cache_frames, "the cache stays small"
+
+
+def test_legacy_slices_become_one_volume_ordered_by_position(volume_files):
+    vol, _, legacy = volume_files
+    studies = open_path(legacy[0].parent)
+    (image,) = studies.images()
+    assert image.n_frames == 9 and image.is_tomosynthesis
+    assert np.allclose(np.diff(image.slice_positions), 1.0)
+    for k in (0, 4, 8):
+        assert np.array_equal(image.stored(k), vol.frame(k)), k
+    assert image.decoded_frames == 3
+
+
+def test_lesion_slices_are_sharpest_inside_their_range(volume_files):
+    vol, path, _ = volume_files
+    les = vol.lesions[0]
+    assert les.slice_start is not None and les.slice_end - les.slice_start >= 1
+    image = open_path(path).images()[0]
+    x0, y0, x1, y1 = les.box
+    contrast = []
+    for k in range(image.n_frames):
+        f = image.display(k)
+        contrast.append(f[y0:y1, x0:x1][les.mask[y0:y1, x0:x1]].mean() - f[vol.breast_mask].mean())
+    best = int(np.argmax(contrast))
+    assert les.slice_start <= best <= les.slice_end

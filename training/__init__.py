@@ -1,0 +1,1 @@
+"""Training side of mammolens: the phantom simulator, datasets, networks and training loops."""

@@ -1,0 +1,302 @@
+"""Phantom data sets on disk: DICOM studies, lesion masks, a manifest and a labels file.
+
+Layout under ``out_dir``::
+
+    P0001/L_CC.dcm, P0001/R_CC.dcm, P0001/L_MLO.dcm, ...   one study per patient, series per view
+    P0009/DBT_L_CC.dcm                                       a DBT volume (its own patient/study)
+    P0009/DBT_L_CC/IMG_xxxx.dcm                              ... or a legacy series (legacy_dbt=True)
+    masks/P0001_L_CC_0.png                                   one mask per lesion (0/255)
+    phantom.json                                             parameters + per-image ground truth
+    labels.csv                                               the mammolens labels file
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from inference.files import atomic_open, atomic_write_text
+from inference.labels import LabelRow, write_labels
+
+from .anatomy import LATERALITIES, VIEWS
+from .dbt import simulate_dbt
+from .dicom_writer import (
+    series_uid_for,
+    study_uid_for,
+    write_dbt_dicom,
+    write_legacy_dbt_series,
+    write_mammogram_dicom,
+)
+from .lesions import LESION_CLASSES
+from .mammogram import child, simulate_mammogram
+
+MANIFEST = "phantom.json"
+LABELS = "labels.csv"
+FORMAT = "mammolens-phantom"
+VERSION = 1
+
+
+def _image_seed(root: np.random.SeedSequence, *key: int) -> int:
+    return int(child(root, *key).generate_state(1, np.uint32)[0])
+
+
+def _write_mask(path: Path, mask: np.ndarray) -> Path:
+    """A lesion mask as an 8-bit PNG (0/255), or a .npy file where Pillow is missing."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency of the project
+        path = path.with_suffix(".npy")
+        with atomic_open(path, "wb") as f:
+            np.save(f, mask)
+        return path
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(f, format="PNG")
+    return path
+
+
+def _split_assignment(keys: list[str], splits, rng) -> dict[str, str]:
+    if splits is None:
+        return {k: "" for k in keys}
+    fr = [float(v) for v in splits]
+    if len(fr) != 3 or min(fr) < 0 or sum(fr) <= 0:
+        raise ValueError("splits must be three non-negative fractions (train, val, test)")
+    total = sum(fr)
+    fr = [v / total for v in fr]
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    n = len(keys)
+    n_train = int(round(fr[0] * n))
+    n_val = min(n - n_train, int(round(fr[1] * n)))
+    out = {}
+    for i, k in enumerate(order):
+        out[k] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+    return out
+
+
+def _rows_for(entry: dict) -> list[LabelRow]:
+    base = dict(
+        path=entry["path"],
+        patient=entry["patient"],
+        laterality=entry["laterality"],
+        view=entry["view"],
+        split=entry.get("split", ""),
+    )
+    if not entry["lesions"]:
+        return [LabelRow(**base, label="normal")]
+    rows = []
+    for les in entry["lesions"]:
+        x0, y0, x1, y1 = les["box"]
+        rows.append(
+            LabelRow(
+                **base,
+                label=les["class"],
+                detail=les["detail"],
+                x0=float(x0),
+                y0=float(y0),
+                x1=float(x1),
+                y1=float(y1),
+                cx=float(les["cx"]),
+                cy=float(les["cy"]),
+                r=float(les["radius"]),
+                slice_start=les.get("slice_start"),
+                slice_end=les.get("slice_end"),
+            )
+        )
+    return rows
+
+
+def labels_from_manifest(manifest_path) -> list[LabelRow]:
+    """Label rows rebuilt from a phantom manifest (``phantom.json`` or the folder holding it).
+
+    Paths are relative to the manifest's folder, exactly as in the ``labels.csv`` written next to it.
+    """
+    p = Path(manifest_path)
+    if p.is_dir():
+        p = p / MANIFEST
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"Cannot read the phantom manifest {p.name}: {exc.strerror or exc}.") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p.name} is not a phantom manifest: {exc.msg} at line {exc.lineno}.") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("images"), list):
+        raise ValueError(f"{p.name} is not a mammolens phantom manifest.")
+    rows: list[LabelRow] = []
+    for entry in data["images"]:
+        rows.extend(_rows_for(entry))
+    return rows
+
+
+def generate_dataset(
+    out_dir,
+    *,
+    n: int = 8,
+    views: Sequence[str] = ("CC", "MLO"),
+    lateralities: Sequence[str] = ("L", "R"),
+    lesion_fraction: float = 0.5,
+    classes: Sequence[str] = LESION_CLASSES,
+    shape: tuple[int, int] = (1024, 832),
+    pixel_spacing: float = 0.2,
+    dbt: int = 0,
+    dbt_slices: int = 40,
+    dbt_shape: tuple[int, int] = (512, 416),
+    legacy_dbt: bool = False,
+    compress: str | None = None,
+    bits_stored: int = 12,
+    seed: int = 0,
+    splits: Sequence[float] | None = None,
+    masks: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[LabelRow]:
+    """Write a phantom data set and return its label rows (paths relative to ``out_dir``).
+
+    ``n`` patients each get every view in ``views`` for every laterality (one study per
+    patient, one series per view); ``round(lesion_fraction * n)`` of them carry one lesion in
+    one of their images, the class cycling through ``classes`` so every class appears. ``dbt``
+    adds that many DBT volumes, each its own patient and study (every other one with a lesion
+    when ``lesion_fraction > 0``), as multi-frame files or, with ``legacy_dbt``, as legacy
+    single-frame series (the label path is then the series folder). ``splits`` =
+    (train, val, test) fractions assigns whole patients. ``progress(done, total, name)`` is called
+    after each image with the image's path. Deterministic for ``seed``.
+    """
+    out = Path(out_dir)
+    n = int(n)
+    dbt = int(dbt)
+    if n < 0 or dbt < 0:
+        raise ValueError("n and dbt must not be negative")
+    views = tuple(views)
+    lateralities = tuple(lateralities)
+    classes = tuple(classes)
+    if not views or any(v not in VIEWS for v in views):
+        raise ValueError(f"views must be taken from {', '.join(VIEWS)}")
+    if not lateralities or any(v not in LATERALITIES for v in lateralities):
+        raise ValueError("lateralities must be taken from L, R")
+    if not 0.0 <= float(lesion_fraction) <= 1.0:
+        raise ValueError("lesion_fraction must be between 0 and 1")
+    if any(c not in LESION_CLASSES for c in classes) or (lesion_fraction > 0 and not classes):
+        raise ValueError(f"classes must be taken from {', '.join(LESION_CLASSES)}")
+    out.mkdir(parents=True, exist_ok=True)
+    root = np.random.SeedSequence(int(seed))
+    plan = np.random.default_rng(child(root, 0))
+
+    n_lesion = int(round(float(lesion_fraction) * n))
+    lesion_patients = set(int(i) for i in plan.choice(n, n_lesion, replace=False)) if n_lesion else set()
+    images_per_patient = [(lat, view) for view in views for lat in lateralities]
+    patient_keys = [f"P{i + 1:04d}" for i in range(n + dbt)]
+    split_of = _split_assignment(patient_keys, splits, plan)
+    class_counter = 0
+    total = n * len(images_per_patient) + dbt
+    done = 0
+    entries: list[dict] = []
+    mask_dir = out / "masks"
+
+    def lesion_entries(key, stem, lesions):
+        recs = []
+        for i, les in enumerate(lesions):
+            rec = les.to_dict()
+            if masks:
+                mp = _write_mask(mask_dir / f"{key}_{stem}_{i}.png", les.mask)
+                rec["mask"] = mp.relative_to(out).as_posix()
+            recs.append(rec)
+        return recs
+
+    for pi in range(n):
+        key = patient_keys[pi]
+        prng = np.random.default_rng(child(root, 1, pi))
+        density, beta = float(prng.uniform(0.0, 1.0)), float(prng.uniform(2.5, 3.5))
+        lesion_image = int(prng.integers(len(images_per_patient))) if pi in lesion_patients else -1
+        lesion_class = None
+        if lesion_image >= 0:
+            lesion_class = classes[class_counter % len(classes)]
+            class_counter += 1
+        study = study_uid_for(seed, pi + 1)
+        instance_in_series = {v: 0 for v in views}
+        for ii, (lat, view) in enumerate(images_per_patient):
+            img_seed = _image_seed(root, 2, pi, ii)
+            cls = (lesion_class,) if ii == lesion_image else ()
+            img = simulate_mammogram(
+                img_seed, view=view, laterality=lat, shape=shape, pixel_spacing=pixel_spacing,
+                lesion_classes=cls, bits_stored=bits_stored, density=density, beta=beta,
+            )
+            instance_in_series[view] += 1
+            rel = f"{key}/{lat}_{view}.dcm"
+            write_mammogram_dicom(
+                out / rel, img, patient_index=pi + 1, study_uid=study,
+                series_uid=series_uid_for(seed, pi + 1, view), instance=instance_in_series[view],
+                compress=compress, seed=seed, series_number=views.index(view) + 1,
+            )
+            entries.append(
+                {
+                    "path": rel, "patient": key, "patient_index": pi + 1, "laterality": lat, "view": view,
+                    "kind": "2d", "seed": img_seed, "split": split_of[key], "shape": list(img.pixels.shape),
+                    "pixel_spacing": img.pixel_spacing, "bits_stored": img.bits_stored,
+                    "density": round(img.density, 4), "beta": round(img.beta, 4),
+                    "lesions": lesion_entries(key, f"{lat}_{view}", img.lesions),
+                }
+            )
+            del img
+            done += 1
+            if progress is not None:
+                progress(done, total, rel)
+
+    for j in range(dbt):
+        pi = n + j
+        key = patient_keys[pi]
+        view = views[j % len(views)]
+        lat = lateralities[(j // len(views)) % len(lateralities)]
+        cls = ()
+        if lesion_fraction > 0 and classes and j % 2 == 0:
+            cls = (classes[class_counter % len(classes)],)
+            class_counter += 1
+        vol_seed = _image_seed(root, 3, j)
+        vol = simulate_dbt(
+            vol_seed, view=view, laterality=lat, shape=dbt_shape, n_slices=dbt_slices,
+            pixel_spacing=pixel_spacing, lesion_classes=cls, bits_stored=bits_stored,
+        )
+        study = study_uid_for(seed, pi + 1)
+        if legacy_dbt:
+            rel = f"{key}/DBT_{lat}_{view}"
+            write_legacy_dbt_series(out / rel, vol, patient_index=pi + 1, study_uid=study, compress=compress, seed=seed)
+        else:
+            rel = f"{key}/DBT_{lat}_{view}.dcm"
+            write_dbt_dicom(out / rel, vol, patient_index=pi + 1, study_uid=study, compress=compress, seed=seed)
+        entries.append(
+            {
+                "path": rel, "patient": key, "patient_index": pi + 1, "laterality": lat, "view": view,
+                "kind": "dbt-legacy" if legacy_dbt else "dbt", "seed": vol_seed, "split": split_of[key],
+                "shape": list(vol.shape), "n_slices": vol.n_slices, "slice_spacing": vol.slice_spacing,
+                "pixel_spacing": vol.pixel_spacing, "bits_stored": vol.bits_stored,
+                "density": round(vol.density, 4), "beta": round(vol.beta, 4),
+                "lesions": lesion_entries(key, f"DBT_{lat}_{view}", vol.lesions),
+            }
+        )
+        del vol
+        done += 1
+        if progress is not None:
+            progress(done, total, rel)
+
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "seed": int(seed),
+        "parameters": {
+            "n": n, "views": list(views), "lateralities": list(lateralities),
+            "lesion_fraction": float(lesion_fraction), "classes": list(classes), "shape": list(shape),
+            "pixel_spacing": float(pixel_spacing), "dbt": dbt, "dbt_slices": int(dbt_slices),
+            "dbt_shape": list(dbt_shape), "legacy_dbt": bool(legacy_dbt), "compress": compress,
+            "bits_stored": int(bits_stored), "splits": list(splits) if splits is not None else None,
+            "masks": bool(masks),
+        },
+        "coordinates": "pixels, origin top-left, box x1/y1 exclusive; slices 0-based inclusive",
+        "images": entries,
+    }
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    rows: list[LabelRow] = []
+    for entry in entries:
+        rows.extend(_rows_for(entry))
+    write_labels(out / LABELS, rows)
+    return rows
+
+
+__all__ = ["generate_dataset", "labels_from_manifest", "MANIFEST", "LABELS"]
