@@ -294,7 +294,7 @@ def _check_pixels(ds: Dataset, path: Path) -> None:
         expected = ds.Rows * ds.Columns * frames * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated)
         expected = (expected + 7) // 8
         # The value is deferred (not read): what the file holds after the value's start bounds it.
-        raw = ds.get_item("PixelData")
+        raw = ds.get_item("PixelData", keep_deferred=True)
         tell = getattr(raw, "file_tell", None) or getattr(raw, "value_tell", None)
         if tell is not None:
             available = os.path.getsize(path) - int(tell)

@@ -178,7 +178,7 @@ class Image:
         bits = min(self.bits_stored or 16, 8 * np.dtype(dtype).itemsize)
         signed = np.issubdtype(dtype, np.signedinteger)
         lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-        key = (id(attrs), preset, lo, hi)
+        key = (_lut_signature(attrs), preset, lo, hi)
         lut = self._luts.get(key)
         if lut is None:
             domain = np.arange(lo, hi + 1, dtype=np.int32)
@@ -229,6 +229,15 @@ class Image:
             f"{self.name:<8} {self.modality or '-':<3} {shape}, {self.bits_stored} bits{spacing}, "
             f"{self.photometric}, {self.transfer_syntax}"
         )
+
+
+def _lut_signature(attrs) -> tuple:
+    """What the display LUT depends on besides the preset: frames of a volume usually share it,
+    so their flattened attribute datasets (one per frame) map to one cached LUT."""
+    if attrs is None:
+        return ()
+    return tuple(str(attrs.get(name, "")) for name in ("RescaleSlope", "RescaleIntercept", "PhotometricInterpretation")) + (
+        id(attrs.get("ModalityLUTSequence")), id(attrs.get("VOILUTSequence")))
 
 
 def order_views(images: Sequence[Image]) -> list[Image]:

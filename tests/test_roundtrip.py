@@ -90,3 +90,23 @@ def test_lesion_slices_are_sharpest_inside_their_range(volume_files):
         contrast.append(f[y0:y1, x0:x1][les.mask[y0:y1, x0:x1]].mean() - f[vol.breast_mask].mean())
     best = int(np.argmax(contrast))
     assert les.slice_start <= best <= les.slice_end
+
+
+def test_opening_a_volume_reads_no_pixel_data(tmp_path):
+    """Memory stays near one frame plus the cache, not the volume (uncompressed, 17 MB)."""
+    import tracemalloc
+
+    from training.phantom import simulate_dbt, write_dbt_dicom
+
+    vol = simulate_dbt(5, shape=(512, 416), n_slices=40, pixel_spacing=0.4)
+    path = write_dbt_dicom(tmp_path / "dbt.dcm", vol)
+    frame_bytes = 512 * 416 * 2
+    volume_bytes = 40 * frame_bytes
+    tracemalloc.start()
+    image = open_path(path).images()[0]
+    opened = tracemalloc.get_traced_memory()[1]
+    image.display(20)
+    shown = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert opened < volume_bytes / 8, f"opening allocated {opened / 2**20:.1f} MB"
+    assert shown < volume_bytes / 3, f"showing one slice allocated {shown / 2**20:.1f} MB"

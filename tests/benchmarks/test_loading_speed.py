@@ -26,10 +26,13 @@ DBT_SLICES = 70
 
 
 def _measure(code: str) -> dict:
-    """Run code in a fresh interpreter; it prints one JSON object; add its peak RSS in MB."""
+    """Run code in a fresh interpreter; it prints one JSON object; add its peak and final RSS in MB."""
     wrapper = textwrap.dedent(code) + textwrap.dedent("""
-        import json as _j, resource as _r
-        RESULT["peak_rss_mb"] = _r.getrusage(_r.RUSAGE_SELF).ru_maxrss / 1024
+        import json as _j
+        # VmHWM / VmRSS of this process only (ru_maxrss would carry the parent's peak over exec)
+        _status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+        RESULT["peak_rss_mb"] = int(_status["VmHWM"].split()[0]) / 1024
+        RESULT["rss_mb"] = int(_status["VmRSS"].split()[0]) / 1024
         print(_j.dumps(RESULT))
         """)
     out = subprocess.run([sys.executable, "-c", wrapper], cwd=REPO, capture_output=True, text=True,

@@ -1,0 +1,127 @@
+"""The preprocessing contract (paper 000), shared by training, inference and the viewer.
+
+Park et al. flip right breasts to face left, map the DICOM VOI window to 8 bits, pad the image to
+a square "by padding zeros on the right edge" (the side away from the chest wall) and resize to
+512 x 512. mammolens does the same on the displayed frame (window already applied, values in
+[0, 1], so the 8-bit quantisation is not repeated) and keeps the geometry to undo it:
+:func:`to_original` puts any model-space map back on the original pixels exactly.
+
+Downsampling averages ``factor x factor`` blocks (area interpolation, exact and fast on a 4k
+image), then a bilinear resize covers the remaining non-integer ratio. Both steps use the
+pixel-centre convention ``x_in = (x_out + 0.5) * scale - 0.5``, so the inverse resize maps every
+model pixel back to the centre of the original area it summarises.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How an original frame became a model input, and therefore how to go back."""
+
+    rows: int  # original frame
+    cols: int
+    flipped: bool  # right breast mirrored to face left (chest wall at column 0)
+    side: int  # square side after padding (>= max(rows, cols), a multiple of ``factor``)
+    factor: int  # block-average factor applied before the final resize
+    resolution: int  # model input size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ModelInput:
+    image: np.ndarray  # float32 (resolution, resolution), values in [0, 1]
+    mask: np.ndarray  # bool (resolution, resolution): breast in model space
+    geometry: Geometry
+    breast: np.ndarray  # bool (rows, cols): breast in the original grid
+
+
+def breast_mask(display: np.ndarray) -> np.ndarray:
+    """The breast: the largest bright connected region, holes filled.
+
+    Background air, film labels and markers (bright but detached) fall outside. Computed on a
+    copy of at most ~512 px a side, then brought back to the frame's size.
+    """
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    display = np.asarray(display, dtype=np.float32)
+    step = max(1, int(np.ceil(max(display.shape) / 512)))
+    small = display[::step, ::step]
+    if float(small.max()) <= float(small.min()):
+        return np.zeros(display.shape, dtype=bool)
+    # Otsu splits air from tissue; half of it keeps the faint skin-line fall-off inside
+    fg = small > 0.5 * threshold_otsu(small)
+    fg = ndimage.binary_opening(fg, iterations=2)
+    labels, n = ndimage.label(fg)
+    if n == 0:
+        return np.zeros(display.shape, dtype=bool)
+    sizes = ndimage.sum_labels(fg, labels, index=np.arange(1, n + 1))
+    keep = ndimage.binary_fill_holes(labels == (int(np.argmax(sizes)) + 1))
+    if step == 1:
+        return keep
+    full = np.repeat(np.repeat(keep, step, axis=0), step, axis=1)
+    return full[: display.shape[0], : display.shape[1]]
+
+
+def _geometry(rows: int, cols: int, flipped: bool, resolution: int) -> Geometry:
+    side = max(rows, cols)
+    factor = max(1, side // resolution)
+    side = int(np.ceil(side / factor) * factor)
+    return Geometry(rows, cols, flipped, side, factor, resolution)
+
+
+def _resize(arr: np.ndarray, size: int, order: int) -> np.ndarray:
+    from skimage.transform import resize
+
+    if arr.shape == (size, size):
+        return arr
+    return resize(arr, (size, size), order=order, mode="edge", anti_aliasing=False, preserve_range=True)
+
+
+def to_model_space(arr: np.ndarray, geometry: Geometry, *, order: int = 1) -> np.ndarray:
+    """Flip, pad (zeros right / bottom), block-average and resize an original-grid array."""
+    g = geometry
+    a = np.asarray(arr, dtype=np.float32)
+    if a.shape != (g.rows, g.cols):
+        raise ValueError(f"array is {a.shape}, the geometry expects {(g.rows, g.cols)}")
+    if g.flipped:
+        a = a[:, ::-1]
+    square = np.zeros((g.side, g.side), dtype=np.float32)
+    square[: g.rows, : g.cols] = a
+    if g.factor > 1:
+        n = g.side // g.factor
+        square = square.reshape(n, g.factor, n, g.factor).mean(axis=(1, 3))
+    return _resize(square, g.resolution, order).astype(np.float32)
+
+
+def to_original(model_map: np.ndarray, geometry: Geometry, *, order: int = 1) -> np.ndarray:
+    """The exact inverse placement of :func:`to_model_space`: a model-space map on the original grid."""
+    g = geometry
+    m = np.asarray(model_map, dtype=np.float32)
+    if m.shape != (g.resolution, g.resolution):
+        raise ValueError(f"map is {m.shape}, the model works at {g.resolution} x {g.resolution}")
+    square = _resize(m, g.side, order).astype(np.float32)
+    out = square[: g.rows, : g.cols]
+    return np.ascontiguousarray(out[:, ::-1] if g.flipped else out)
+
+
+def preprocess(display: np.ndarray, laterality: str, resolution: int) -> ModelInput:
+    """Model input from a displayed frame (values in [0, 1], MONOCHROME2 orientation).
+
+    ``laterality`` "R" flips the frame so every breast faces left; anything else is taken as a
+    left breast (chest wall at column 0), as the hanging convention stores it.
+    """
+    display = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)
+    if display.ndim != 2:
+        raise ValueError(f"expected one 2D frame, got shape {display.shape}")
+    geometry = _geometry(display.shape[0], display.shape[1], laterality == "R", resolution)
+    breast = breast_mask(display)
+    image = to_model_space(display, geometry)
+    mask = to_model_space(breast.astype(np.float32), geometry) > 0.5
+    return ModelInput(image=np.clip(image, 0.0, 1.0), mask=mask, geometry=geometry, breast=breast)
