@@ -8,6 +8,7 @@ small Dataset that pydicom's LUT functions take as they take a classic header.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Callable
@@ -420,24 +421,11 @@ def stack_slices(images: list[Image], headers: list[Dataset]) -> Image:
     def attributes(index: int):
         return images[index].source.attributes(0)
 
-    volume = Image(
+    volume = dataclasses.replace(
+        first,
         path=first.path.parent,
-        rows=first.rows,
-        cols=first.cols,
         n_frames=len(images),
         source=FrameSource(read=read, attributes=attributes),
-        laterality=first.laterality,
-        laterality_source=first.laterality_source,
-        view=first.view,
-        pixel_spacing=first.pixel_spacing,
-        spacing_source=first.spacing_source,
-        photometric=first.photometric,
-        modality=first.modality,
-        sop_class=first.sop_class,
-        transfer_syntax=first.transfer_syntax,
-        bits_stored=first.bits_stored,
-        presets=first.presets,
-        padding=first.padding,
         slice_positions=positions,
         is_tomosynthesis=True,
         header=dict(first.header, NumberOfFrames=str(len(images)), LegacySlices="single-frame files"),
