@@ -1,0 +1,81 @@
+"""The preprocessing contract of paper 000 and its exact inverse."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.preprocess import breast_mask, preprocess, to_model_space, to_original
+
+
+def _breast(rows, cols, laterality, view):
+    """A synthetic breast against the chest wall side of the convention (L: left edge)."""
+    yy, xx = np.mgrid[:rows, :cols].astype(np.float32)
+    img = np.zeros((rows, cols), np.float32)
+    inside = ((yy - rows / 2) / (0.45 * rows)) ** 2 + (xx / (0.7 * cols)) ** 2 < 1
+    img[inside] = 0.5
+    if view == "MLO":
+        img[(xx + yy * 0.5 < 0.25 * cols)] = 0.6  # pectoral wedge, upper chest-wall corner
+    img[rows - 12 : rows - 4, cols - 20 : cols - 4] = 1.0  # a detached label, not breast
+    return img if laterality == "L" else img[:, ::-1].copy()
+
+
+@pytest.mark.parametrize("laterality", ["L", "R"])
+@pytest.mark.parametrize("view", ["CC", "MLO"])
+@pytest.mark.parametrize("shape", [(301, 217), (1023, 831), (255, 400)])
+def test_model_space_map_lands_on_the_original_pixels(laterality, view, shape):
+    rows, cols = shape
+    img = _breast(rows, cols, laterality, view)
+    r0, c0 = int(rows * 0.6), int(cols * 0.3) if laterality == "L" else int(cols * 0.6)
+    size = max(9, max(shape) // 24)  # a "lesion" of at least 2 x 2 model pixels
+    img[r0 : r0 + size, c0 : c0 + size] = 1.0
+    model = preprocess(img, laterality, 64)
+    # the breast faces left in model space whatever its side
+    assert model.image[:, :4].mean() > model.image[:, -4:].mean()
+    # a map that marks the lesion in model space, made from the model image itself
+    lesion = model.image >= 0.9 * model.image.max()
+    lesion &= model.mask
+    back = to_original(lesion.astype(np.float32), model.geometry)
+    assert back.shape == (rows, cols)
+    ys, xs = np.nonzero(back > 0.5)
+    centre = (r0 + (size - 1) / 2, c0 + (size - 1) / 2)
+    tolerance = max(rows, cols) / 64  # one model pixel
+    assert abs(ys.mean() - centre[0]) <= tolerance and abs(xs.mean() - centre[1]) <= tolerance
+
+
+def test_inverse_of_forward_is_the_image_at_model_resolution():
+    rows, cols = 517, 389
+    yy, xx = np.mgrid[:rows, :cols] / 40.0
+    smooth = 0.5 + 0.25 * np.sin(xx) * np.cos(0.7 * yy) + 0.2 * np.sin(0.3 * xx + 0.5 * yy)
+    for lat in ("L", "R"):
+        model = preprocess(smooth.astype(np.float32), lat, 128)
+        back = to_original(model.image, model.geometry)
+        assert np.corrcoef(back.ravel(), smooth.ravel())[0, 1] > 0.99
+
+
+def test_exact_placement_on_an_integer_grid():
+    """Side a multiple of the resolution: each model pixel is the mean of its block, and goes back to it."""
+    img = np.zeros((256, 200), np.float32)
+    img[40:44, 100:104] = 1.0
+    from inference.preprocess import _geometry
+
+    g = _geometry(256, 200, False, 64)
+    assert (g.side, g.factor) == (256, 4)
+    model = to_model_space(img, g)
+    assert model[10, 25] == 1.0 and model.sum() == 1.0
+    back = to_original(model, g, order=0)
+    assert np.array_equal(back > 0.5, img > 0.5)
+
+
+def test_breast_mask_excludes_background_and_labels():
+    img = _breast(300, 240, "L", "MLO")
+    mask = breast_mask(img)
+    assert mask[150, 10] and not mask[150, 235]
+    assert not mask[292, 225], "the detached label is not breast"
+
+
+def test_padding_is_away_from_the_chest_wall():
+    img = _breast(400, 200, "R", "CC")
+    model = preprocess(img, "R", 100)
+    # right breast flipped to face left, zero padding on the right half
+    assert model.geometry.flipped
+    assert model.image[:, 60:].max() == 0.0
