@@ -18,24 +18,19 @@ DEMO_DBT_SLICES = 40
 DEMO_DBT_SPACING = 0.32
 LESION_VIEW = ("L", "MLO", "mass")
 DBT_VIEW = ("L", "CC", "calcification")
-
-
-def _rows_for(path: Path, laterality: str, view: str, lesions, out: Path) -> list[LabelRow]:
-    base = dict(path=str(path.relative_to(out)), patient="P0001", laterality=laterality, view=view)
-    if not lesions:
-        return [LabelRow(**base, label="normal")]
-    return [
-        LabelRow(**base, label=les.cls, detail=les.detail, x0=les.box[0], y0=les.box[1], x1=les.box[2],
-                 y1=les.box[3], cx=les.cx, cy=les.cy, r=les.radius, slice_start=les.slice_start,
-                 slice_end=les.slice_end)
-        for les in lesions
-    ]
+DEMO_PATIENT = "P0001"
 
 
 def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
     from pydicom.uid import generate_uid
 
-    from training.phantom import simulate_dbt, simulate_mammogram, write_dbt_dicom, write_mammogram_dicom
+    from training.phantom import (
+        lesion_label_rows,
+        simulate_dbt,
+        simulate_mammogram,
+        write_dbt_dicom,
+        write_mammogram_dicom,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -51,7 +46,7 @@ def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
         series_uid = generate_uid(entropy_srcs=["mammolens-demo-series", lat, view, str(DEMO_SEED)])
         path = write_mammogram_dicom(out / f"MG_{lat}{view}.dcm", image, patient_index=1, study_uid=study_uid,
                                      series_uid=series_uid, instance=i + 1, compress="jpeg2000", seed=DEMO_SEED)
-        rows += _rows_for(path, lat, view, image.lesions, out)
+        rows += lesion_label_rows(path.relative_to(out), DEMO_PATIENT, lat, view, image.lesions)
     if progress:
         progress(len(views), len(views) + 1, "DBT")
     lat, view, cls = DBT_VIEW
@@ -60,7 +55,7 @@ def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
     series_uid = generate_uid(entropy_srcs=["mammolens-demo-series", "DBT", str(DEMO_SEED)])
     path = write_dbt_dicom(out / f"DBT_{lat}{view}.dcm", volume, patient_index=1, study_uid=study_uid,
                            series_uid=series_uid, compress="jpeg2000", seed=DEMO_SEED)
-    rows += _rows_for(path, lat, view, volume.lesions, out)
+    rows += lesion_label_rows(path.relative_to(out), DEMO_PATIENT, lat, view, volume.lesions)
     write_labels(out / "labels.csv", rows)
     if progress:
         progress(len(views) + 1, len(views) + 1, "")

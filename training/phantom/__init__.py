@@ -8,7 +8,7 @@ Orientation follows the DICOM display convention: left breasts have the chest wa
 and the nipple pointing right, right breasts are the mirror image. Pixels are MONOCHROME2
 "for presentation" (brighter = more attenuation), uint16 with 12 (default) or 14 bits stored.
 """
-from .dataset import generate_dataset, labels_from_manifest
+from .dataset import generate_dataset, labels_from_manifest, lesion_label_rows
 from .dbt import PhantomVolume, simulate_dbt
 from .dicom_writer import write_dbt_dicom, write_legacy_dbt_series, write_mammogram_dicom
 from .lesions import LESION_CLASSES, PhantomLesion
@@ -21,6 +21,7 @@ __all__ = [
     "PhantomVolume",
     "generate_dataset",
     "labels_from_manifest",
+    "lesion_label_rows",
     "simulate_dbt",
     "simulate_mammogram",
     "write_dbt_dicom",

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from inference.files import atomic_open, atomic_write_text
-from inference.labels import LabelRow, write_labels
+from inference.labels import LabelRow, split_by_patient, write_labels
 
 from .anatomy import LATERALITIES, VIEWS
 from .dbt import simulate_dbt
@@ -29,7 +29,7 @@ from .dicom_writer import (
     write_legacy_dbt_series,
     write_mammogram_dicom,
 )
-from .lesions import LESION_CLASSES
+from .lesions import LESION_CLASSES, PhantomLesion
 from .mammogram import child, simulate_mammogram
 
 MANIFEST = "phantom.json"
@@ -56,54 +56,54 @@ def _write_mask(path: Path, mask: np.ndarray) -> Path:
     return path
 
 
-def _split_assignment(keys: list[str], splits, rng) -> dict[str, str]:
-    if splits is None:
-        return {k: "" for k in keys}
-    fr = [float(v) for v in splits]
-    if len(fr) != 3 or min(fr) < 0 or sum(fr) <= 0:
-        raise ValueError("splits must be three non-negative fractions (train, val, test)")
-    total = sum(fr)
-    fr = [v / total for v in fr]
-    order = [keys[i] for i in rng.permutation(len(keys))]
-    n = len(keys)
-    n_train = int(round(fr[0] * n))
-    n_val = min(n - n_train, int(round(fr[1] * n)))
-    out = {}
-    for i, k in enumerate(order):
-        out[k] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-    return out
+def lesion_label_rows(path, patient: str, laterality: str, view: str, lesions, split: str = "") -> list[LabelRow]:
+    """The labels-file rows of one phantom image: one per lesion, or one ``normal`` row.
 
-
-def _rows_for(entry: dict) -> list[LabelRow]:
-    base = dict(
-        path=entry["path"],
-        patient=entry["patient"],
-        laterality=entry["laterality"],
-        view=entry["view"],
-        split=entry.get("split", ""),
-    )
-    if not entry["lesions"]:
+    ``lesions`` are :class:`PhantomLesion` objects or their ``to_dict()`` records (as stored in
+    ``phantom.json``); either way the geometry is the record's, rounded to 0.001 pixel, so rows
+    rebuilt from a manifest equal the rows written with it.
+    """
+    base = dict(path=str(path), patient=patient, laterality=laterality, view=view, split=split)
+    records = [les.to_dict() if isinstance(les, PhantomLesion) else les for les in lesions]
+    if not records:
         return [LabelRow(**base, label="normal")]
     rows = []
-    for les in entry["lesions"]:
-        x0, y0, x1, y1 = les["box"]
+    for rec in records:
+        x0, y0, x1, y1 = rec["box"]
         rows.append(
             LabelRow(
                 **base,
-                label=les["class"],
-                detail=les["detail"],
+                label=rec["class"],
+                detail=rec["detail"],
                 x0=float(x0),
                 y0=float(y0),
                 x1=float(x1),
                 y1=float(y1),
-                cx=float(les["cx"]),
-                cy=float(les["cy"]),
-                r=float(les["radius"]),
-                slice_start=les.get("slice_start"),
-                slice_end=les.get("slice_end"),
+                cx=float(rec["cx"]),
+                cy=float(rec["cy"]),
+                r=float(rec["radius"]),
+                slice_start=rec.get("slice_start"),
+                slice_end=rec.get("slice_end"),
             )
         )
     return rows
+
+
+def _manifest_rows(entry: dict) -> list[LabelRow]:
+    return lesion_label_rows(
+        entry["path"], entry["patient"], entry["laterality"], entry["view"], entry["lesions"], entry.get("split", "")
+    )
+
+
+def _patient_splits(patient_keys: list[str], splits, seed: int) -> dict[str, str]:
+    """train / val / test per patient key (all empty without ``splits``), drawn before any image."""
+    if splits is None:
+        return {key: "" for key in patient_keys}
+    # split_by_patient works on label rows; one placeholder row per patient gives the assignment
+    # up front, so bad fractions fail before anything is simulated
+    placeholders = [LabelRow(path=key, patient=key) for key in patient_keys]
+    fractions = tuple(float(v) for v in splits)
+    return {row.patient: row.split for row in split_by_patient(placeholders, fractions, seed)}
 
 
 def labels_from_manifest(manifest_path) -> list[LabelRow]:
@@ -124,7 +124,7 @@ def labels_from_manifest(manifest_path) -> list[LabelRow]:
         raise ValueError(f"{p.name} is not a mammolens phantom manifest.")
     rows: list[LabelRow] = []
     for entry in data["images"]:
-        rows.extend(_rows_for(entry))
+        rows.extend(_manifest_rows(entry))
     return rows
 
 
@@ -184,7 +184,7 @@ def generate_dataset(
     lesion_patients = set(int(i) for i in plan.choice(n, n_lesion, replace=False)) if n_lesion else set()
     images_per_patient = [(lat, view) for view in views for lat in lateralities]
     patient_keys = [f"P{i + 1:04d}" for i in range(n + dbt)]
-    split_of = _split_assignment(patient_keys, splits, plan)
+    split_of = _patient_splits(patient_keys, splits, seed)
     class_counter = 0
     total = n * len(images_per_patient) + dbt
     done = 0
@@ -200,6 +200,24 @@ def generate_dataset(
                 rec["mask"] = mp.relative_to(out).as_posix()
             recs.append(rec)
         return recs
+
+    def add_entry(pi, lat, view, rel, kind, phantom_seed, phantom, mask_stem, **volume_fields):
+        """Record one written image or volume (a PhantomImage or PhantomVolume) and report progress."""
+        nonlocal done
+        key = patient_keys[pi]
+        entries.append(
+            {
+                "path": rel, "patient": key, "patient_index": pi + 1, "laterality": lat, "view": view,
+                "kind": kind, "seed": phantom_seed, "split": split_of[key], "shape": list(phantom.shape),
+                **volume_fields,
+                "pixel_spacing": phantom.pixel_spacing, "bits_stored": phantom.bits_stored,
+                "density": round(phantom.density, 4), "beta": round(phantom.beta, 4),
+                "lesions": lesion_entries(key, mask_stem, phantom.lesions),
+            }
+        )
+        done += 1
+        if progress is not None:
+            progress(done, total, rel)
 
     for pi in range(n):
         key = patient_keys[pi]
@@ -226,19 +244,8 @@ def generate_dataset(
                 series_uid=series_uid_for(seed, pi + 1, view), instance=instance_in_series[view],
                 compress=compress, seed=seed, series_number=views.index(view) + 1,
             )
-            entries.append(
-                {
-                    "path": rel, "patient": key, "patient_index": pi + 1, "laterality": lat, "view": view,
-                    "kind": "2d", "seed": img_seed, "split": split_of[key], "shape": list(img.pixels.shape),
-                    "pixel_spacing": img.pixel_spacing, "bits_stored": img.bits_stored,
-                    "density": round(img.density, 4), "beta": round(img.beta, 4),
-                    "lesions": lesion_entries(key, f"{lat}_{view}", img.lesions),
-                }
-            )
+            add_entry(pi, lat, view, rel, "2d", img_seed, img, f"{lat}_{view}")
             del img
-            done += 1
-            if progress is not None:
-                progress(done, total, rel)
 
     for j in range(dbt):
         pi = n + j
@@ -261,20 +268,11 @@ def generate_dataset(
         else:
             rel = f"{key}/DBT_{lat}_{view}.dcm"
             write_dbt_dicom(out / rel, vol, patient_index=pi + 1, study_uid=study, compress=compress, seed=seed)
-        entries.append(
-            {
-                "path": rel, "patient": key, "patient_index": pi + 1, "laterality": lat, "view": view,
-                "kind": "dbt-legacy" if legacy_dbt else "dbt", "seed": vol_seed, "split": split_of[key],
-                "shape": list(vol.shape), "n_slices": vol.n_slices, "slice_spacing": vol.slice_spacing,
-                "pixel_spacing": vol.pixel_spacing, "bits_stored": vol.bits_stored,
-                "density": round(vol.density, 4), "beta": round(vol.beta, 4),
-                "lesions": lesion_entries(key, f"DBT_{lat}_{view}", vol.lesions),
-            }
+        add_entry(
+            pi, lat, view, rel, "dbt-legacy" if legacy_dbt else "dbt", vol_seed, vol, f"DBT_{lat}_{view}",
+            n_slices=vol.n_slices, slice_spacing=vol.slice_spacing,
         )
         del vol
-        done += 1
-        if progress is not None:
-            progress(done, total, rel)
 
     manifest = {
         "format": FORMAT,
@@ -294,9 +292,9 @@ def generate_dataset(
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     rows: list[LabelRow] = []
     for entry in entries:
-        rows.extend(_rows_for(entry))
+        rows.extend(_manifest_rows(entry))
     write_labels(out / LABELS, rows)
     return rows
 
 
-__all__ = ["generate_dataset", "labels_from_manifest", "MANIFEST", "LABELS"]
+__all__ = ["generate_dataset", "labels_from_manifest", "lesion_label_rows", "MANIFEST", "LABELS"]

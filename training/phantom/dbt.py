@@ -22,8 +22,18 @@ import numpy as np
 import scipy.fft
 
 from . import anatomy
-from .lesions import PhantomLesion, draw_lesions, public_lesion, render_lesions
-from .mammogram import check_common, child, seed_sequence, window_presets
+from .lesions import render_lesions
+from .mammogram import (
+    NOISE_STREAM,
+    TEXTURE_STREAM,
+    check_common,
+    child,
+    draw_scene,
+    ground_truth,
+    mirrored,
+    seed_sequence,
+    window_presets,
+)
 from .noise import F32
 
 SLICE_SPACING = 1.0  # mm
@@ -31,14 +41,14 @@ BLUR_PER_MM = (0.4, 0.12)  # in-plane blur sigma (mm) per mm of defocus: rows (s
 LAYER_FADE = 3.5  # mm: e-folding distance of an out-of-focus layer's weight
 IN_FOCUS_GAIN = 2.5  # the sharp layer's weight relative to a neighbour at zero defocus
 
-_ANATOMY, _LAYERS, _LESIONS, _NOISE = range(4)
-
 
 class PhantomVolume:
-    """A DBT volume whose slices are computed on demand (``frame(k)``, ``frames()``).
+    """A simulated DBT volume: ``simulate_dbt(seed, ...)`` is this constructor.
 
-    ``lesions`` carry the in-plane mask/box and ``slice_start``/``slice_end`` (0-based,
-    inclusive); slice ``k`` lies at depth ``k * slice_spacing`` mm from the detector side.
+    Constructing it draws the anatomy, the lesions and the tissue layers; slices are computed on
+    demand (``frame(k)``, ``frames()``). ``lesions`` carry the in-plane mask/box and
+    ``slice_start``/``slice_end`` (0-based, inclusive); slice ``k`` lies at depth
+    ``k * slice_spacing`` mm from the detector side.
     """
 
     def __init__(
@@ -70,17 +80,13 @@ class PhantomVolume:
         self.bits_stored = bits
         self.slice_spacing = SLICE_SPACING
         thickness = n_slices * SLICE_SPACING
-        rng_a = np.random.default_rng(child(ss, _ANATOMY))
-        bm = anatomy.draw_breast(rng_a, view, shape, ps, density=density, beta=beta, thickness=thickness)
-        cf = anatomy.coarse_fields(bm)
-        ff = anatomy.full_fields(bm, cf, rng_a)
+        scene = draw_scene(ss, view, shape, ps, classes, density=density, beta=beta, thickness=thickness)
+        bm, ff = scene.breast, scene.fields
         self._bm = bm
         self.density = bm.density
         self.beta = bm.beta
         self.thickness_mm = thickness
-        self._models = draw_lesions(
-            np.random.default_rng(child(ss, _LESIONS)), bm, cf, classes, thickness_range=(0.0, thickness)
-        )
+        self._models = scene.lesions
         # tissue layers
         n_layers = int(np.clip(round(n_slices / 5), 4, 12))
         self._depths = (np.arange(n_layers) + 0.5) * thickness / n_layers
@@ -94,7 +100,7 @@ class PhantomVolume:
             tex = anatomy.tissue_texture(
                 bm,
                 ff,
-                np.random.default_rng(child(ss, _LAYERS, layer)),
+                np.random.default_rng(child(ss, TEXTURE_STREAM, layer)),
                 vessels=groups[layer],
                 lymph_node=layer == node_layer,
                 nipple=layer == n_layers // 2,
@@ -106,16 +112,7 @@ class PhantomVolume:
         rows, cols = shape
         self._fy2 = (np.fft.fftfreq(rows, d=ps) ** 2).astype(F32)
         self._fx2 = (np.fft.rfftfreq(cols, d=ps) ** 2).astype(F32)
-        allowed = ff.breast_mask.copy()
-        if ff.pectoral_mask is not None:
-            allowed &= ~ff.pectoral_mask
-        flip = laterality == "R"
-        self.lesions: list[PhantomLesion] = [
-            public_lesion(lm, shape, allowed, ps, flip=flip, slices=n_slices) for lm in self._models
-        ]
-        self.breast_mask = np.ascontiguousarray(ff.breast_mask[:, ::-1] if flip else ff.breast_mask)
-        pm = ff.pectoral_mask
-        self.pectoral_mask = None if pm is None else np.ascontiguousarray(pm[:, ::-1] if flip else pm)
+        self.lesions, self.breast_mask, self.pectoral_mask = ground_truth(scene, laterality, slices=n_slices)
         self._windows = None
 
     # -----------------------------------------------------------------------------------------
@@ -163,12 +160,9 @@ class PhantomVolume:
         anatomy.enhance(self._bm, tex)
         disp = anatomy.attenuation_to_display(self._bm, self._ff, tex)
         del tex
-        rng = np.random.default_rng(child(self._ss, _NOISE, k))
+        rng = np.random.default_rng(child(self._ss, NOISE_STREAM, k))
         anatomy.add_detector_noise(self._bm, disp, rng)
-        out = anatomy.quantise(disp, self.bits_stored)
-        if self.laterality == "R":
-            out = np.ascontiguousarray(out[:, ::-1])
-        return out
+        return mirrored(anatomy.quantise(disp, self.bits_stored), self.laterality == "R")
 
     def frames(self) -> Iterator[np.ndarray]:
         for k in range(self.n_slices):
@@ -181,29 +175,6 @@ class PhantomVolume:
         return self._windows
 
 
-def simulate_dbt(
-    seed,
-    *,
-    view: str = "CC",
-    laterality: str = "L",
-    shape: tuple[int, int] = (512, 416),
-    n_slices: int = 40,
-    pixel_spacing: float = 0.2,
-    lesion_classes=(),
-    bits_stored: int = 12,
-    density: float | None = None,
-    beta: float | None = None,
-) -> PhantomVolume:
-    """Simulate a DBT volume; slices are produced lazily by ``frame(k)`` / ``frames()``."""
-    return PhantomVolume(
-        seed,
-        view=view,
-        laterality=laterality,
-        shape=shape,
-        n_slices=n_slices,
-        pixel_spacing=pixel_spacing,
-        lesion_classes=lesion_classes,
-        bits_stored=bits_stored,
-        density=density,
-        beta=beta,
-    )
+
+# one signature for both names: simulating a volume is constructing one (slices come lazily)
+simulate_dbt = PhantomVolume

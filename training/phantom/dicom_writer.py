@@ -64,6 +64,19 @@ def series_uid_for(seed: int, patient_index: int, key: str) -> str:
     return phantom_uid("series", seed, patient_index, key)
 
 
+def _study_and_series_uids(seed, patient_index, study_uid, series_uid, series_key) -> tuple[str, str]:
+    """The given study/series UIDs, or the ones derived from the seed where not given."""
+    return (
+        study_uid or study_uid_for(seed, patient_index),
+        series_uid or series_uid_for(seed, patient_index, series_key),
+    )
+
+
+def frame_of_reference_uid(seed: int, patient_index: int, volume) -> str:
+    """One frame of reference per volume, whichever way (multi-frame or legacy) it is written."""
+    return phantom_uid("frame-of-reference", seed, patient_index, volume.seed, volume.laterality, volume.view)
+
+
 def image_orientation(laterality: str, view: str) -> list[float]:
     """ImageOrientationPatient matching PatientOrientation (MLO at 45 degrees)."""
     out = []
@@ -172,6 +185,23 @@ def _file_meta(ds: Dataset, transfer_syntax: str) -> None:
     ds.file_meta = meta
 
 
+def _identity_rescale(ds: Dataset) -> None:
+    """Stored values are the presentation values: slope 1, intercept 0."""
+    ds.RescaleIntercept = "0"
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "US"
+
+
+def _slice_spacing(ds: Dataset, volume) -> None:
+    """SliceThickness and SpacingBetweenSlices: both the volume's slice pitch."""
+    ds.SliceThickness = _ds(volume.slice_spacing)
+    ds.SpacingBetweenSlices = _ds(volume.slice_spacing)
+
+
+def _orientation(laterality: str, view: str) -> list[str]:
+    return [_ds(v) for v in image_orientation(laterality, view)]
+
+
 def _windows(ds: Dataset, presets):
     ds.WindowCenter = [_ds(c) for c, _, _ in presets]
     ds.WindowWidth = [_ds(max(w, 1.0)) for _, w, _ in presets]
@@ -202,9 +232,7 @@ def _mg_dataset(
     _pixel_module(ds, pixels_shape[0], pixels_shape[1], bits_stored)
     ds.PixelIntensityRelationship = "LOG"
     ds.PixelIntensityRelationshipSign = -1  # higher values: less X-ray intensity (more attenuation)
-    ds.RescaleIntercept = "0"
-    ds.RescaleSlope = "1"
-    ds.RescaleType = "US"
+    _identity_rescale(ds)
     _windows(ds, presets)
     return ds
 
@@ -212,12 +240,12 @@ def _mg_dataset(
 def _save(ds: Dataset, path: Path, arr: np.ndarray, compress) -> Path:
     ts = _check_compress(compress)
     arr = np.ascontiguousarray(arr, dtype=np.uint16)
+    # compress() starts from an uncompressed dataset and sets the compressed transfer syntax itself
+    _file_meta(ds, ExplicitVRLittleEndian)
     if compress is None:
-        _file_meta(ds, ExplicitVRLittleEndian)
         ds.PixelData = arr.tobytes()
         ds["PixelData"].VR = "OW"
     else:
-        _file_meta(ds, ExplicitVRLittleEndian)
         ds.compress(ts, arr, generate_instance_uid=False)
     path = Path(path)
     with atomic_open(path, "wb") as f:
@@ -240,8 +268,7 @@ def write_mammogram_dicom(
     """Write a :class:`PhantomImage` as an MG For Presentation file (atomically); returns the path."""
     _check_compress(compress)
     lat, view = image.laterality, image.view
-    study_uid = study_uid or study_uid_for(seed, patient_index)
-    series_uid = series_uid or series_uid_for(seed, patient_index, view)
+    study_uid, series_uid = _study_and_series_uids(seed, patient_index, study_uid, series_uid, view)
     sop = phantom_uid("image", seed, patient_index, image.seed, lat, view, instance, *image.pixels.shape)
     ds = _mg_dataset(
         image.pixels.shape, laterality=lat, view=view, pixel_spacing=image.pixel_spacing, bits_stored=image.bits_stored,
@@ -327,7 +354,7 @@ def _dbt_dataset(volume, *, patient_index, study_uid, series_uid, seed, series_n
     ds.AcquisitionDuration = 4.0
     ds.InstanceNumber = 1
     ds.BodyPartThickness = _ds(volume.thickness_mm)
-    ds.FrameOfReferenceUID = phantom_uid("frame-of-reference", seed, patient_index, volume.seed, lat, view)
+    ds.FrameOfReferenceUID = frame_of_reference_uid(seed, patient_index, volume)
     ds.PositionReferenceIndicator = ""
     ds.ContentQualification = "RESEARCH"
     ds.PixelPresentation = "MONOCHROME"
@@ -355,19 +382,16 @@ def _dbt_dataset(volume, *, patient_index, study_uid, series_uid, seed, series_n
     shared = Dataset()
     pm = Dataset()
     pm.PixelSpacing = [_ds(ps), _ds(ps)]
-    pm.SliceThickness = _ds(volume.slice_spacing)
-    pm.SpacingBetweenSlices = _ds(volume.slice_spacing)
+    _slice_spacing(pm, volume)
     shared.PixelMeasuresSequence = Sequence([pm])
     po = Dataset()
-    po.ImageOrientationPatient = [_ds(v) for v in image_orientation(lat, view)]
+    po.ImageOrientationPatient = _orientation(lat, view)
     shared.PlaneOrientationSequence = Sequence([po])
     voi = Dataset()
     _windows(voi, presets)
     shared.FrameVOILUTSequence = Sequence([voi])
     pvt = Dataset()
-    pvt.RescaleIntercept = "0"
-    pvt.RescaleSlope = "1"
-    pvt.RescaleType = "US"
+    _identity_rescale(pvt)
     shared.PixelValueTransformationSequence = Sequence([pvt])
     anat = Dataset()
     anat.FrameLaterality = lat
@@ -417,8 +441,9 @@ def write_dbt_dicom(
     is set, with a Basic Offset Table), so memory stays about one frame plus the output.
     """
     ts = _check_compress(compress)
-    study_uid = study_uid or study_uid_for(seed, patient_index)
-    series_uid = series_uid or series_uid_for(seed, patient_index, f"DBT-{volume.laterality}-{volume.view}")
+    study_uid, series_uid = _study_and_series_uids(
+        seed, patient_index, study_uid, series_uid, f"DBT-{volume.laterality}-{volume.view}"
+    )
     ds = _dbt_dataset(
         volume, patient_index=patient_index, study_uid=study_uid, series_uid=series_uid, seed=seed,
         series_number=series_number,
@@ -465,11 +490,12 @@ def write_legacy_dbt_series(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lat, view = volume.laterality, volume.view
-    study_uid = study_uid or study_uid_for(seed, patient_index)
-    series_uid = series_uid or series_uid_for(seed, patient_index, f"DBT-legacy-{lat}-{view}")
-    for_uid = phantom_uid("frame-of-reference", seed, patient_index, volume.seed, lat, view)
+    study_uid, series_uid = _study_and_series_uids(
+        seed, patient_index, study_uid, series_uid, f"DBT-legacy-{lat}-{view}"
+    )
+    for_uid = frame_of_reference_uid(seed, patient_index, volume)
     presets = volume.window_presets()
-    iop = [_ds(v) for v in image_orientation(lat, view)]
+    iop = _orientation(lat, view)
     names = legacy_file_order(volume.n_slices, seed * 100003 + patient_index)
     n = volume.n_slices
     paths = []
@@ -488,7 +514,6 @@ def write_legacy_dbt_series(
         ds.ImagePositionPatient = slice_ipp(lat, view, z)
         ds.ImageOrientationPatient = iop
         ds.SliceLocation = _ds(z)
-        ds.SliceThickness = _ds(volume.slice_spacing)
-        ds.SpacingBetweenSlices = _ds(volume.slice_spacing)
+        _slice_spacing(ds, volume)
         paths.append(_save(ds, folder / f"IMG_{names[k]:04d}.dcm", frame, compress))
     return paths

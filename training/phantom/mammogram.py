@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import anatomy
-from .lesions import LESION_CLASSES, PhantomLesion, draw_lesions, public_lesion, render_lesions
+from .lesions import LESION_CLASSES, LesionModel, PhantomLesion, draw_lesions, public_lesion, render_lesions
 
-# children of the image's SeedSequence (kept stable so adding a lesion never changes the anatomy)
-_ANATOMY, _TEXTURE, _LESIONS, _NOISE = range(4)
+# children of the image's SeedSequence (kept stable so adding a lesion never changes the anatomy);
+# a DBT volume uses the same numbering, its tissue layers drawing from the texture's child
+ANATOMY_STREAM, TEXTURE_STREAM, LESION_STREAM, NOISE_STREAM = range(4)
 
 
 def seed_sequence(seed) -> np.random.SeedSequence:
@@ -40,6 +41,57 @@ def check_common(view, laterality, shape, pixel_spacing, bits_stored, lesion_cla
         if c not in LESION_CLASSES:
             raise ValueError(f"lesion class must be one of {', '.join(LESION_CLASSES)}, not {c!r}")
     return (int(shape[0]), int(shape[1])), float(pixel_spacing), int(bits_stored), tuple(lesion_classes)
+
+
+def mirrored(arr: np.ndarray, flip: bool) -> np.ndarray:
+    """``arr`` flipped left-right (contiguous) when ``flip``: right breasts mirror the left ones."""
+    return np.ascontiguousarray(arr[:, ::-1]) if flip else arr
+
+
+@dataclass
+class Scene:
+    """What a 2D image or a DBT volume is rendered from, in the left-breast orientation."""
+
+    breast: anatomy.BreastModel
+    fields: anatomy.FullFields
+    lesions: list[LesionModel]
+
+
+def draw_scene(ss, view, shape, ps, classes, *, density, beta, thickness=None) -> Scene:
+    """Draw the breast, its tissue fields and one lesion model per class from ``ss``'s children.
+
+    ``thickness`` (mm) fixes the compressed thickness and gives every lesion a depth inside it
+    (DBT); ``None`` draws the thickness from the seed and leaves depth out (2D projection).
+    """
+    rng_anatomy = np.random.default_rng(child(ss, ANATOMY_STREAM))
+    bm = anatomy.draw_breast(rng_anatomy, view, shape, ps, density=density, beta=beta, thickness=thickness)
+    cf = anatomy.coarse_fields(bm)
+    ff = anatomy.full_fields(bm, cf, rng_anatomy)
+    depth_range = None if thickness is None else (0.0, thickness)
+    lesions = draw_lesions(
+        np.random.default_rng(child(ss, LESION_STREAM)), bm, cf, classes, thickness_range=depth_range
+    )
+    return Scene(bm, ff, lesions)
+
+
+def ground_truth(
+    scene: Scene, laterality: str, slices: int | None = None
+) -> tuple[list[PhantomLesion], np.ndarray, np.ndarray | None]:
+    """The lesion records and the breast/pectoral masks in the orientation of the output image.
+
+    Lesion masks are clipped to the breast outside the pectoral muscle; ``slices`` (DBT) adds
+    each lesion's slice range. Returns ``(lesions, breast_mask, pectoral_mask)``.
+    """
+    bm, ff = scene.breast, scene.fields
+    allowed = ff.breast_mask.copy()
+    if ff.pectoral_mask is not None:
+        allowed &= ~ff.pectoral_mask
+    flip = laterality == "R"
+    records = [
+        public_lesion(lm, bm.shape, allowed, bm.pixel_spacing, flip=flip, slices=slices) for lm in scene.lesions
+    ]
+    pectoral = None if ff.pectoral_mask is None else mirrored(ff.pectoral_mask, flip)
+    return records, mirrored(ff.breast_mask, flip), pectoral
 
 
 def window_presets(pixels: np.ndarray, mask: np.ndarray, bits_stored: int) -> list[tuple[float, float, str]]:
@@ -105,30 +157,18 @@ def simulate_mammogram(
     """
     shape, ps, bits, classes = check_common(view, laterality, shape, pixel_spacing, bits_stored, lesion_classes)
     ss = seed_sequence(seed)
-    rng_a = np.random.default_rng(child(ss, _ANATOMY))
-    bm = anatomy.draw_breast(rng_a, view, shape, ps, density=density, beta=beta)
-    cf = anatomy.coarse_fields(bm)
-    ff = anatomy.full_fields(bm, cf, rng_a)
-    lesions = draw_lesions(np.random.default_rng(child(ss, _LESIONS)), bm, cf, classes)
-    tex = anatomy.tissue_texture(bm, ff, np.random.default_rng(child(ss, _TEXTURE)))
-    render_lesions(tex, lesions)
+    scene = draw_scene(ss, view, shape, ps, classes, density=density, beta=beta)
+    bm, ff = scene.breast, scene.fields
+    tex = anatomy.tissue_texture(bm, ff, np.random.default_rng(child(ss, TEXTURE_STREAM)))
+    render_lesions(tex, scene.lesions)
     anatomy.enhance(bm, tex)
     disp = anatomy.attenuation_to_display(bm, ff, tex)
     del tex
-    anatomy.add_detector_noise(bm, disp, np.random.default_rng(child(ss, _NOISE)))
+    anatomy.add_detector_noise(bm, disp, np.random.default_rng(child(ss, NOISE_STREAM)))
     pixels = anatomy.quantise(disp, bits)
     del disp
-    allowed = ff.breast_mask.copy()
-    if ff.pectoral_mask is not None:
-        allowed &= ~ff.pectoral_mask
-    flip = laterality == "R"
-    records = [public_lesion(lm, shape, allowed, ps, flip=flip) for lm in lesions]
-    breast = ff.breast_mask
-    pect = ff.pectoral_mask
-    if flip:
-        pixels = np.ascontiguousarray(pixels[:, ::-1])
-        breast = np.ascontiguousarray(breast[:, ::-1])
-        pect = None if pect is None else np.ascontiguousarray(pect[:, ::-1])
+    records, breast, pect = ground_truth(scene, laterality)
+    pixels = mirrored(pixels, laterality == "R")
     return PhantomImage(
         pixels=pixels,
         laterality=laterality,
