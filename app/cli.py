@@ -82,6 +82,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="write the bundled demo study instead (one patient, 4 views + 1 DBT); other options ignored")
 
+    p = sub.add_parser("train", help="train a model (needs the `train` extra: torch)")
+    tsub = p.add_subparsers(dest="model_kind", metavar="METHOD", required=True)
+    q = tsub.add_parser("healthygan", help="HealthyGAN translation (paper 003)")
+    q.add_argument("--labels", type=Path, required=True, help="labels CSV with train / val splits")
+    q.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples); resumes if present")
+    q.add_argument("--resolution", type=int, default=128)
+    q.add_argument("--width", type=int, default=16, help="generator base width (paper: 64)")
+    q.add_argument("--critic-width", type=int, default=16, help="critic base width (paper: 64)")
+    q.add_argument("--batch", type=int, default=8, help="images per set and step (paper: 16)")
+    q.add_argument("--iterations", type=int, default=4000, help="critic updates (paper: 400000)")
+    q.add_argument("--checkpoint-every", type=int, default=250)
+    q.add_argument("--sample-every", type=int, default=500)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+    p = sub.add_parser("export", help="export a training run to a model bundle (ONNX + model.json)")
+    p.add_argument("run", type=Path, help="the run folder written by `mammolens train`")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--name", help="bundle name (default: the folder name)")
+    p.add_argument("--version", default="1")
+    p.add_argument("--calibration-split", default="val", help="held-out split to calibrate on (default val)")
+
+    p = sub.add_parser("analyze", help="run a method over a file / folder and write maps, overlays, scores")
+    p.add_argument("path", type=Path)
+    p.add_argument("--method", default="healthygan", choices=("healthygan",))
+    p.add_argument("--model", help="bundle folder or name (default: the bundled model of the method)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--all-slices", action="store_true", help="DBT: every slice, not only the central one")
+
+    p = sub.add_parser("evaluate", help="score a labels split and report AUC / sensitivity / specificity")
+    p.add_argument("--labels", type=Path, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--method", default="healthygan", choices=("healthygan",))
+    p.add_argument("--model", help="bundle folder or name")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--json", type=Path, help="also write the full report here")
+
     p = sub.add_parser("dataset", help="dataset tools")
     dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
     q = dsub.add_parser("import", help="write a labels CSV from a research dataset")
@@ -106,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
             print("mammolens (not installed)")
         return 0
     from app.errors import MammolensError
+    from inference.bundle import BundleError
     from inference.labels import LabelsError
 
     try:
         return _dispatch(args)
-    except (MammolensError, LabelsError) as exc:
+    except (MammolensError, LabelsError, BundleError) as exc:
         print(f"mammolens: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -137,6 +177,28 @@ def _dispatch(args) -> int:
         return _phantom(args)
     if args.command == "dataset":
         return _dataset_import(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "export":
+        from training.export import export_healthygan
+
+        bundle = export_healthygan(args.run, args.out, name=args.name, version=args.version,
+                                   calibration_split=args.calibration_split)
+        print(f"wrote bundle {bundle.name} to {args.out}")
+        return 0
+    if args.command == "analyze":
+        from app.analysis import analyze_path
+
+        summary = analyze_path(args.path, args.method, args.out, model=args.model, device=args.device,
+                               all_slices=args.all_slices, progress=_progress)
+        print(file=sys.stderr)
+        for r in summary["results"]:
+            slice_text = f" slice {r['slice']}" if r["slice"] else ""
+            print(f"{r['image']}{slice_text}: score {r['score']:.5f} -> {r['decision'] or 'uncalibrated'}")
+        print(f"{summary['bundle']} on {summary['provider']}; maps, overlays and results.json/csv in {args.out}")
+        return 0
+    if args.command == "evaluate":
+        return _evaluate(args)
     raise AssertionError(args.command)
 
 
@@ -166,6 +228,45 @@ def _phantom(args) -> int:
     lesions = sum(r.is_lesion for r in rows)
     print(f"wrote {images} image file(s) with {lesions} lesion(s) to {args.out}; labels: {args.out / 'labels.csv'}")
     return 0
+
+
+def _train(args) -> int:
+    try:
+        from training.healthygan import HealthyGANConfig, command_line, train_healthygan
+    except ImportError as exc:
+        raise SystemExit(f"mammolens: training needs torch: pip install 'mammolens[train]' ({exc})") from None
+    cfg = HealthyGANConfig(labels=str(args.labels), out=str(args.out), resolution=args.resolution, width=args.width,
+                           critic_width=args.critic_width, batch=args.batch, iterations=args.iterations,
+                           checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed,
+                           device=args.device, threads=args.threads, command=command_line())
+    out = train_healthygan(cfg)
+    print(f"run in {out}; export with: mammolens export {out} --out BUNDLE")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from app.analysis import evaluate_labels
+
+    report = evaluate_labels(args.labels, model=args.model, split=args.split, device=args.device, method=args.method)
+    print(format_report(report))
+    if args.json:
+        from inference.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=2, default=float))
+    return 0
+
+
+def format_report(report: dict) -> str:
+    at = report["confusion"]
+    lines = [f"{report['bundle']} on {report['labels']} split '{report['split']}': {report['n_normal']} normal, "
+             f"{report['n_abnormal']} abnormal; threshold {report['threshold']:.5f} ({report['threshold_source']})",
+             f"overall  AUC {report['auc']:.3f}  sensitivity {at['sensitivity']:.3f}  specificity "
+             f"{at['specificity']:.3f}  precision {at['precision']:.3f}  F1 {at['f1']:.3f}"]
+    for cls, block in (report.get("per_class") or {}).items():
+        lines.append(f"{cls:<25} n={block['n']:<4} AUC {block['auc']:.3f}  sensitivity {block['sensitivity']:.3f}")
+    return "\n".join(lines)
 
 
 def _dataset_import(args) -> int:

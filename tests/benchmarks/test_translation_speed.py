@@ -1,0 +1,82 @@
+"""HealthyGAN translation speed on CPU: ONNX Runtime against the same network in torch eager.
+
+Run with `make bench`. Two cases, each timed in one process for both engines (best of 5 after a
+warm-up): one 512 px image (the paper-sized generator, width 64, exported at 512), and a
+70-slice DBT volume through the bundled model (every slice preprocessed, translated in batches,
+mapped back). Results go to ``tests/benchmarks/results/translation.json``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.benchmark
+RESULTS = Path(__file__).parent / "results"
+
+
+def _best(fn, repeats: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def test_translation_ort_vs_torch(tmp_path):
+    from inference.runtime import create_session
+    from training.export import _UnitRangeGenerator, export_onnx
+    from training.networks import HealthyGANGenerator
+
+    results = {"torch_threads": torch.get_num_threads()}
+    for width in (16, 64):
+        net = _UnitRangeGenerator(HealthyGANGenerator(1, width=width)).eval()
+        path = export_onnx(net, torch.rand(1, 1, 512, 512), tmp_path / f"g{width}.onnx", ["image"], ["intermediate", "mask"])
+        session = create_session(path, device="cpu")
+        x = np.random.default_rng(0).random((1, 1, 512, 512), dtype=np.float32)
+        with torch.no_grad():
+            t_torch = _best(lambda: net(torch.from_numpy(x)))
+        t_ort = _best(lambda: session.run({"image": x}))
+        results[f"512px_width{width}"] = {"torch_eager_s": t_torch, "onnxruntime_s": t_ort, "speedup": t_torch / t_ort}
+
+    from inference.bundle import resolve_bundle
+    from inference.translation import TranslationModel
+    from training.phantom import simulate_dbt
+
+    bundle = resolve_bundle(None, method="translation")
+    model = TranslationModel(bundle, device="cpu")
+    vol = simulate_dbt(3, shape=(2457, 1890), n_slices=70, pixel_spacing=0.1, lesion_classes=("mass",))
+    frames = [np.clip(vol.frame(k).astype(np.float32) / 4095.0, 0, 1) for k in range(70)]
+    t_ort_volume = _best(lambda: model.run_many(frames, ["L"] * 70), repeats=2)
+    # the same volume with the network part in torch eager (same architecture; weights do not
+    # change the cost, so the torch side keeps its initial ones)
+    from training.export import _UnitRangeGenerator as Wrap
+    from training.networks import HealthyGANGenerator
+
+    net = Wrap(HealthyGANGenerator(1, width=int(bundle.parameters["width"]),
+                                   residual_blocks=int(bundle.parameters["residual_blocks"]))).eval()
+
+    class TorchSession:
+        inputs = {"image": None}
+        device_label = "torch"
+
+        def run_batched(self, feeds, batch):
+            with torch.no_grad():
+                outs = [net(torch.from_numpy(feeds["image"][i:i + batch])) for i in range(0, len(feeds["image"]), batch)]
+            return {"intermediate": torch.cat([o[0] for o in outs]).numpy(), "mask": torch.cat([o[1] for o in outs]).numpy()}
+
+    torch_model = TranslationModel(bundle, session=TorchSession())
+    t_torch_volume = _best(lambda: torch_model.run_many(frames, ["L"] * 70), repeats=2)
+    one = model.run(frames[35], "L")
+    results["dbt_70_slices"] = {"onnxruntime_s": t_ort_volume, "torch_eager_s": t_torch_volume,
+                                "speedup": t_torch_volume / t_ort_volume, "per_slice_ort_s": t_ort_volume / 70,
+                                "one_slice_timings": one.timings, "resolution": model.resolution}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "translation.json").write_text(json.dumps(results, indent=2, default=float))
+    print("\n" + json.dumps(results, indent=2, default=float))
