@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mammolens-installed
 
-.PHONY: demo test bench screenshots clean-venv
+.PHONY: demo test bench clean-venv bundle-healthygan mias-healthygan
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,25 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The bundled HealthyGAN model, from nothing: phantom data, training (CPU, about 35 min on
+# 2 cores), export with calibration on the val split, evaluation on the test split.
+HG_DATA := build/phantom-hg
+HG_RUN  := build/run-hg-phantom
+HG_BUNDLE := resources/models/healthygan-phantom
+
+bundle-healthygan: $(STAMP)
+	$(VENV)/bin/mammolens phantom --out $(HG_DATA) --n 160 --lesion-fraction 0.5 --splits 0.6,0.2,0.2 --seed 1
+	$(VENV)/bin/mammolens train healthygan --labels $(HG_DATA)/labels.csv --out $(HG_RUN) --resolution 128 \
+		--width 16 --critic-width 16 --batch 8 --iterations 5000 --seed 0
+	$(VENV)/bin/mammolens export $(HG_RUN) --out $(HG_BUNDLE) --name healthygan-phantom
+	$(VENV)/bin/mammolens evaluate --labels $(HG_DATA)/labels.csv --split test --model $(HG_BUNDLE)
+
+# The same method on the mini-MIAS films in ../shared/data/mias (not shipped: research licence).
+MIAS_RUN := build/run-hg-mias
+mias-healthygan: $(STAMP)
+	$(VENV)/bin/mammolens dataset import mias ../shared/data/mias --out build/mias/labels.csv
+	$(VENV)/bin/mammolens train healthygan --labels build/mias/labels.csv --out $(MIAS_RUN) --resolution 128 \
+		--width 16 --critic-width 16 --batch 8 --iterations 3000 --seed 0
+	$(VENV)/bin/mammolens export $(MIAS_RUN) --out build/models/healthygan-mias --name healthygan-mias
+	$(VENV)/bin/mammolens evaluate --labels build/mias/labels.csv --split test --model build/models/healthygan-mias

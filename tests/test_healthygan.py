@@ -102,3 +102,26 @@ def test_export_matches_torch_and_analyze_writes_outputs(tiny_run, tmp_path):
 
     assert io.imread(out / first["overlay"]).shape == (256, 208, 3)
     assert "PHANTOM" not in (out / "results.csv").read_text()
+
+
+def test_dbt_whole_volume_with_progress_and_cancel(tiny_run, tmp_path):
+    from app.analysis import analyze_path
+    from app.gui import demo_study_path
+    from inference.jobs import CancelToken, Cancelled
+    from training.export import export_healthygan
+
+    root, _ = tiny_run
+    bundle_dir = tmp_path / "bundle"
+    export_healthygan(root / "run", bundle_dir, name="tiny", log=lambda *a: None)
+    seen = []
+    summary = analyze_path(demo_study_path() / "DBT_LCC.dcm", "healthygan", tmp_path / "dbt", model=str(bundle_dir),
+                           all_slices=True, progress=lambda d, t, m: seen.append((d, t)))
+    assert [r["slice"] for r in summary["results"]] == list(range(1, 41))
+    assert seen[-1] == (40, 40)
+    volume = np.load(next((tmp_path / "dbt").glob("*_difference_volume.npy")))
+    assert volume.shape == (40, 640, 520)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        analyze_path(demo_study_path() / "DBT_LCC.dcm", "healthygan", tmp_path / "dbt2", model=str(bundle_dir),
+                     all_slices=True, cancel=token)

@@ -1,5 +1,5 @@
-"""The bundled demo study: one phantom patient, four screening views (one with a lesion) and one
-DBT volume with a lesion, in a single study, JPEG 2000 lossless to stay small.
+"""The bundled demo study: one phantom patient, four screening views (one with a mass) and one
+DBT volume with a spiculated mass, in a single study, JPEG 2000 lossless to stay small.
 
 Regenerate with ``mammolens phantom --demo --out resources/demo`` (deterministic: the files
 change only when the simulator does).
@@ -17,7 +17,19 @@ DEMO_DBT_SHAPE = (640, 520)
 DEMO_DBT_SLICES = 40
 DEMO_DBT_SPACING = 0.32
 LESION_VIEW = ("L", "MLO", "mass")
-DBT_VIEW = ("L", "CC", "calcification")
+DBT_VIEW = ("L", "CC", "mass")
+# The demo should show its lesions plainly: the seed search below takes the first seed whose
+# mass is at least this large (the simulator draws 5 to 30 mm).
+DEMO_MIN_MASS_MM = 15.0
+
+
+def _first_seed_with_large_mass(simulate, seed: int):
+    """The simulation of the first seed from ``seed`` on whose lesion reaches DEMO_MIN_MASS_MM."""
+    for k in range(100):
+        result = simulate(seed + 1000 * k)
+        if all(les.size_mm >= DEMO_MIN_MASS_MM for les in result.lesions):
+            return result
+    raise RuntimeError("no seed gave a demo mass of the wanted size")
 DEMO_PATIENT = "P0001"
 
 
@@ -41,8 +53,9 @@ def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
         if progress:
             progress(i, len(views) + 1, f"{lat}-{view}")
         classes = (LESION_VIEW[2],) if (lat, view) == LESION_VIEW[:2] else ()
-        image = simulate_mammogram(DEMO_SEED + i, view=view, laterality=lat, shape=DEMO_SHAPE,
-                                   pixel_spacing=DEMO_SPACING, lesion_classes=classes)
+        image = _first_seed_with_large_mass(
+            lambda seed: simulate_mammogram(seed, view=view, laterality=lat, shape=DEMO_SHAPE,
+                                            pixel_spacing=DEMO_SPACING, lesion_classes=classes), DEMO_SEED + i)
         series_uid = generate_uid(entropy_srcs=["mammolens-demo-series", lat, view, str(DEMO_SEED)])
         path = write_mammogram_dicom(out / f"MG_{lat}{view}.dcm", image, patient_index=1, study_uid=study_uid,
                                      series_uid=series_uid, instance=i + 1, compress="jpeg2000", seed=DEMO_SEED)
@@ -50,8 +63,9 @@ def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
     if progress:
         progress(len(views), len(views) + 1, "DBT")
     lat, view, cls = DBT_VIEW
-    volume = simulate_dbt(DEMO_SEED + 10, view=view, laterality=lat, shape=DEMO_DBT_SHAPE,
-                          n_slices=DEMO_DBT_SLICES, pixel_spacing=DEMO_DBT_SPACING, lesion_classes=(cls,))
+    volume = _first_seed_with_large_mass(
+        lambda seed: simulate_dbt(seed, view=view, laterality=lat, shape=DEMO_DBT_SHAPE, n_slices=DEMO_DBT_SLICES,
+                                  pixel_spacing=DEMO_DBT_SPACING, lesion_classes=(cls,)), DEMO_SEED + 10)
     series_uid = generate_uid(entropy_srcs=["mammolens-demo-series", "DBT", str(DEMO_SEED)])
     path = write_dbt_dicom(out / f"DBT_{lat}{view}.dcm", volume, patient_index=1, study_uid=study_uid,
                            series_uid=series_uid, compress="jpeg2000", seed=DEMO_SEED)

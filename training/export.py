@@ -94,7 +94,8 @@ def export_healthygan(run_dir: str | Path, out: str | Path, *, name: str | None 
         provenance = {"command": run.get("command") or cfg.command, "seed": cfg.seed, "iterations": cfg.iterations,
                       "code_revision": run.get("code_revision", "unknown"), "date": time.strftime("%Y-%m-%d"),
                       "device": run.get("device", "unknown"), "training_data": Path(cfg.labels).name,
-                      "training_sets": {"A_mixed": run.get("set_a"), "B_healthy": run.get("set_b")}}
+                      "training_sets": {"A_mixed": run.get("set_a"), "B_healthy": run.get("set_b")},
+                      "training_data_recipe": _data_recipe(Path(cfg.labels))}
         bundle = write_bundle(out, name=name or out.name, version=version, method="translation",
                               networks={"generator": onnx_path}, input=input_spec, parameters=parameters,
                               calibration=None, provenance=provenance,
@@ -106,6 +107,22 @@ def export_healthygan(run_dir: str | Path, out: str | Path, *, name: str | None 
     return write_bundle(out, name=bundle.name, version=version, method="translation",
                         networks={"generator": out / "generator.onnx"}, input=input_spec, parameters=parameters,
                         calibration=calibration, provenance=provenance, description=bundle.description)
+
+
+def _data_recipe(labels: Path) -> str:
+    """How the training data can be made again: the phantom command, or the labels file's name."""
+    manifest = labels.parent / "phantom.json"
+    if not manifest.is_file():
+        return f"labels file {labels.name}"
+    m = json.loads(manifest.read_text())
+    p = m["parameters"]
+    cmd = (f"mammolens phantom --out DIR --n {p['n']} --views {','.join(p['views'])} "
+           f"--lateralities {','.join(p['lateralities'])} --lesion-fraction {p['lesion_fraction']} "
+           f"--classes {','.join(p['classes'])} --shape {p['shape'][0]}x{p['shape'][1]} --spacing {p['pixel_spacing']} "
+           f"--bits {p['bits_stored']} --seed {m['seed']}")
+    if p.get("splits"):
+        cmd += " --splits " + ",".join(f"{v:g}" for v in p["splits"])
+    return cmd
 
 
 def calibrate(model, data, description: str):
