@@ -110,3 +110,26 @@ def test_opening_a_volume_reads_no_pixel_data(tmp_path):
     tracemalloc.stop()
     assert opened < volume_bytes / 8, f"opening allocated {opened / 2**20:.1f} MB"
     assert shown < volume_bytes / 3, f"showing one slice allocated {shown / 2**20:.1f} MB"
+
+
+def test_for_processing_and_view_code_sequence(tmp_path):
+    """A For Processing MG without VOI opens full-range; the view comes from ViewCodeSequence."""
+    import pydicom
+
+    from training.phantom import simulate_mammogram, write_mammogram_dicom
+
+    image = simulate_mammogram(2, view="MLO", laterality="L", shape=(200, 160), pixel_spacing=0.5)
+    path = write_mammogram_dicom(tmp_path / "p.dcm", image)
+    ds = pydicom.dcmread(path)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2.1"  # Digital Mammography - For Processing
+    ds.PresentationIntentType = "FOR PROCESSING"
+    for name in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction", "ViewPosition",
+                 "PixelSpacing"):
+        delattr(ds, name)
+    ds.save_as(path)
+    loaded = open_path(path).images()[0]
+    assert loaded.view == "MLO", "from ViewCodeSequence (SCT 399368009)"
+    assert loaded.spacing_source.startswith("ImagerPixelSpacing")
+    assert [p.kind for p in loaded.presets] == ["range"]
+    shown = loaded.display(0)
+    assert shown.min() == 0.0 and shown.max() == 1.0

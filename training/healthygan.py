@@ -160,6 +160,7 @@ def train_healthygan(cfg: HealthyGANConfig, *, log=print) -> Path:
         unwrap(generator).load_state_dict(state["generator"])
         unwrap(critic).load_state_dict(state["critic"])
         ema.module.load_state_dict(state["generator_ema"])
+        ema.steps = int(state.get("ema_steps", 0))
         g_opt.load_state_dict(state["g_opt"])
         d_opt.load_state_dict(state["d_opt"])
         torch.set_rng_state(state["torch_rng"])
@@ -220,7 +221,7 @@ def train_healthygan(cfg: HealthyGANConfig, *, log=print) -> Path:
         if dist.is_main and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
             save_checkpoint(ckpt_path, {
                 "generator": unwrap(generator).state_dict(), "critic": unwrap(critic).state_dict(),
-                "generator_ema": ema.module.state_dict(), "g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict(),
+                "generator_ema": ema.module.state_dict(), "ema_steps": ema.steps, "g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict(),
                 "torch_rng": torch.get_rng_state(), "iteration": done, "config": asdict(cfg),
             })
         if dist.is_main and (done % cfg.sample_every == 0 or done == cfg.iterations):

@@ -62,16 +62,23 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 class EMA:
-    """Exponential moving average of a module's weights (the generator that gets exported)."""
+    """Exponential moving average of a module's weights (the generator that gets exported).
+
+    The decay ramps up as ``min(decay, (1 + t) / (10 + t))`` over the first updates, so a short
+    CPU run does not export an average still dominated by the random initial weights.
+    """
 
     def __init__(self, module: torch.nn.Module, decay: float = 0.999):
         self.decay = decay
+        self.steps = 0
         self.module = copy.deepcopy(unwrap(module)).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module) -> None:
+        decay = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        self.steps += 1
         for ema_p, p in zip(self.module.parameters(), unwrap(module).parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - self.decay)
+            ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.module.buffers(), unwrap(module).buffers()):
             ema_b.copy_(b)
 
