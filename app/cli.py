@@ -49,11 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mammolens",
         description="Mammography / DBT workbench: open studies, run GAN anomaly models, make phantoms.",
     )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--version", dest="show_version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("view", help="open a file, folder or DICOMDIR in the viewer window")
     p.add_argument("path", nargs="?", type=Path)
+    p.add_argument("--models", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder of model bundles to offer besides $MAMMOLENS_MODELS, the user's and the bundled "
+                        "ones (repeatable)")
 
     p = sub.add_parser("demo", help="open the bundled demo study (offscreen screenshot when there is no display)")
     p.add_argument("--screenshot", type=Path, help="where to save the screenshot (default: ./mammolens-demo.png)")
@@ -102,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="the run folder written by `mammolens train`")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--name", help="bundle name (default: the folder name)")
-    p.add_argument("--version", default="1")
+    p.add_argument("--bundle-version", default="1", help="version written into model.json")
     p.add_argument("--calibration-split", default="val", help="held-out split to calibrate on (default val)")
 
     p = sub.add_parser("analyze", help="run a method over a file / folder and write maps, overlays, scores")
@@ -136,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.version:
+    if args.show_version:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -162,7 +165,7 @@ def _dispatch(args) -> int:
     if args.command in (None, "view"):
         from app.gui import run_viewer
 
-        return run_viewer(getattr(args, "path", None))
+        return run_viewer(getattr(args, "path", None), models_dirs=getattr(args, "models", []))
     if args.command == "demo":
         from app.gui import run_demo
 
@@ -182,7 +185,7 @@ def _dispatch(args) -> int:
     if args.command == "export":
         from training.export import export_healthygan
 
-        bundle = export_healthygan(args.run, args.out, name=args.name, version=args.version,
+        bundle = export_healthygan(args.run, args.out, name=args.name, version=args.bundle_version,
                                    calibration_split=args.calibration_split)
         print(f"wrote bundle {bundle.name} to {args.out}")
         return 0

@@ -1,19 +1,36 @@
 """The Qt-free state of one viewer window, observed by the Qt widgets (napari's layers/_qt split).
 
-A :class:`Session` holds the opened study set, the study on screen, and per image the display
-state the user changed (frame, VOI preset, inversion). Widgets subscribe to its events and never
-load files themselves; the session loads through :mod:`app.study`.
+A :class:`Session` holds the opened study set, the study on screen and, per image, what the
+user changed: frame, VOI window, inversion, MIP slab, the method overlay shown, the shapes drawn.
+It also holds what the methods produced (a bounded cache of results per image, frame, bundle
+and parameters), how each bundle's maps are coloured, and the ground-truth labels found next to
+the study. Widgets subscribe to its events and never load files or run models themselves; the
+session loads through :mod:`app.study` and takes results from the job runner.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
+from app.heatmap import MapSummary, OverlayStyle
 from app.image import Image, VoiPreset
+from app.measure import Shape, describe
 from app.study import Study, StudySet, open_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from inference.bundle import Bundle, BundleError
+    from inference.labels import LabelRow
+    from inference.result import Result
+
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+MAX_SLAB = 15  # slices in the thickest MIP slab
 
 
 class Event:
@@ -33,8 +50,136 @@ class Event:
 @dataclass
 class ViewState:
     frame: int = 0
-    preset: VoiPreset | None = None
+    preset: VoiPreset | None = None  # None: the image's first preset
     invert: bool = False
+    slab: int = 1  # DBT: slices in the maximum-intensity slab centred on ``frame`` (odd)
+    overlay: "Bundle | None" = None  # the bundle whose map is shown over this image
+
+
+class ResultCache:
+    """Method results per (image, frame, bundle, parameters), least recently used dropped first.
+
+    Maps are kept as float16: they are display data (three significant digits are finer than a
+    colour map shows) and it halves the memory, so the maps of a whole full-size DBT volume fit.
+    """
+
+    def __init__(self, max_bytes: int = 2 << 30):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, "Result"] = OrderedDict()
+        self._bytes = 0
+
+    @staticmethod
+    def slim(result: "Result", keep: Iterable[str]) -> "Result":
+        """The result with only the maps the viewer shows, as float16 (run on the worker thread)."""
+        maps = {k: np.asarray(v, dtype=np.float16) for k, v in result.maps.items() if k in set(keep)}
+        return replace(result, maps=maps)
+
+    @staticmethod
+    def _size(result: "Result") -> int:
+        return sum(int(m.nbytes) for m in result.maps.values())
+
+    def get(self, key: tuple) -> "Result | None":
+        result = self._items.get(key)
+        if result is not None:
+            self._items.move_to_end(key)
+        return result
+
+    def put(self, key: tuple, result: "Result") -> None:
+        if key in self._items:
+            self._bytes -= self._size(self._items.pop(key))
+        self._items[key] = result
+        self._bytes += self._size(result)
+        while self._bytes > self.max_bytes and len(self._items) > 1:
+            _, dropped = self._items.popitem(last=False)
+            self._bytes -= self._size(dropped)
+
+    def frames(self, prefix: tuple) -> list[int]:
+        """Frames cached for (image id, bundle, parameters) ``prefix``."""
+        return sorted(k[1] for k in self._items if (k[0], k[2], k[3]) == prefix)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+class FrameCache:
+    """Display-ready arrays (8-bit frames, overlay table indices), least recently used dropped
+    first once ``max_bytes`` are held; shared by the UI thread and the read-ahead worker.
+
+    The worker announces what it is making (:meth:`begin`), so the UI thread, reaching that
+    slice first, waits for it (:meth:`wait_for`) instead of making the same frame a second time
+    on a CPU that is already busy making it.
+    """
+
+    def __init__(self, max_bytes: int = 768 << 20):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._pending: set[tuple] = set()
+        self._bytes = 0
+        self._changed = threading.Condition()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._changed:
+            out = self._items.get(key)
+            if out is not None:
+                self._items.move_to_end(key)
+            return out
+
+    def begin(self, key: tuple) -> bool:
+        """Claim ``key`` for making; False when it is there or being made already."""
+        with self._changed:
+            if key in self._items or key in self._pending:
+                return False
+            self._pending.add(key)
+            return True
+
+    def put(self, key: tuple, array: np.ndarray) -> None:
+        with self._changed:
+            old = self._items.pop(key, None)
+            self._bytes += array.nbytes - (old.nbytes if old is not None else 0)
+            self._items[key] = array
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.nbytes
+            self._pending.discard(key)
+            self._changed.notify_all()
+
+    def abandon(self, key: tuple) -> None:
+        with self._changed:
+            self._pending.discard(key)
+            self._changed.notify_all()
+
+    def wait_for(self, key: tuple, timeout: float) -> np.ndarray | None:
+        """The entry, waiting up to ``timeout`` s if a worker is making it; None otherwise."""
+        with self._changed:
+            self._changed.wait_for(lambda: key not in self._pending, timeout)
+            out = self._items.get(key)
+            if out is not None:
+                self._items.move_to_end(key)
+            return out
+
+    def __contains__(self, key: tuple) -> bool:
+        with self._changed:
+            return key in self._items or key in self._pending
+
+    def clear(self) -> None:
+        with self._changed:
+            self._items.clear()
+            self._pending.clear()
+            self._bytes = 0
+            self._changed.notify_all()
+
+
+def _to_uint8(display: np.ndarray) -> np.ndarray:
+    return (display * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
 @dataclass
@@ -42,16 +187,40 @@ class Session:
     studies: StudySet | None = None
     study: Study | None = None
     states: dict[int, ViewState] = field(default_factory=dict)
+    bundles: list["Bundle"] = field(default_factory=list)
+    bundle_errors: list["BundleError"] = field(default_factory=list)
+    labels: dict[Path, list["LabelRow"]] = field(default_factory=dict)  # resolved image path -> rows
+    label_files: list[Path] = field(default_factory=list)
+    results: ResultCache = field(default_factory=ResultCache)
+    styles: dict[tuple, OverlayStyle] = field(default_factory=dict)  # (bundle, map name) -> style
+    method_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shapes: dict[int, list[Shape]] = field(default_factory=dict)  # image id -> the user's shapes
+    style_defaults: dict[str, Any] = field(default_factory=dict)  # colour map / opacity for new styles
+    frames_shown: FrameCache = field(default_factory=FrameCache)  # display-ready arrays, read ahead
 
     def __post_init__(self):
         self.opened = Event()  # (StudySet)
         self.study_changed = Event()  # (Study)
-        self.view_changed = Event()  # (Image) display state of one image changed
+        self.view_changed = Event()  # (Image) frame, window, inversion or slab of one image changed
+        self.overlay_changed = Event()  # (Image) the overlay shown on an image was switched
+        self.style_changed = Event()  # (Bundle) colour map, threshold, opacity... of a bundle's maps
+        self.result_added = Event()  # (Image, frame, Bundle)
+        self.labels_changed = Event()  # ()
+        self.shapes_changed = Event()  # (Image)
+        self.bundles_changed = Event()  # ()
+        self._next_shape = 1
 
+    # ------------------------------------------------------------------ studies
     def open(self, path: str | Path) -> StudySet:
         studies = open_path(path)
         self.studies = studies
         self.states.clear()
+        self.frames_shown.clear()
+        self.results.clear()
+        self.shapes.clear()
+        self.labels.clear()
+        self.label_files.clear()
+        self._labels_beside(Path(path))
         self.opened.emit(studies)
         if studies.studies():
             self.show_study(studies.studies()[0])
@@ -61,6 +230,26 @@ class Session:
         self.study = study
         self.study_changed.emit(study)
 
+    def patient_of(self, image: Image) -> tuple[str, int]:
+        """(pseudonymous patient key, study number) of an opened image."""
+        for patient in self.studies.patients if self.studies else []:
+            for s_index, study in enumerate(patient.studies, 1):
+                if any(im is image for im in study.images()):
+                    return patient.key, s_index
+        return "image", 1
+
+    def export_stem(self, image: Image, frame: int | None = None) -> str:
+        """File name stem for exports: pseudonymous patient key, study number, view, slice.
+
+        Never built from file names or DICOM attributes, which often hold the patient's name.
+        """
+        key, s_index = self.patient_of(image)
+        stem = f"{key}_study{s_index}_{image.name if (image.laterality or image.view) else 'image'}"
+        if image.is_volume and frame is not None:
+            stem += f"_slice{frame + 1:03d}"
+        return _safe_name(stem)
+
+    # ------------------------------------------------------------------ frames
     def state(self, image: Image) -> ViewState:
         return self.states.setdefault(id(image), ViewState(frame=image.n_frames // 2 if image.is_volume else 0))
 
@@ -71,12 +260,335 @@ class Session:
             state.frame = frame
             self.view_changed.emit(image)
 
+    def step_frame(self, image: Image, delta: int, wrap: bool = False) -> None:
+        frame = self.state(image).frame + delta
+        self.set_frame(image, frame % image.n_frames if wrap else frame)
+
+    def set_slab(self, image: Image, slices: int) -> None:
+        """MIP over ``slices`` slices (made odd, at most MAX_SLAB) centred on the current one."""
+        slices = int(np.clip(slices, 1, min(MAX_SLAB, image.n_frames)))
+        slices += 1 - slices % 2
+        state = self.state(image)
+        if slices != state.slab:
+            state.slab = slices
+            # keep the slab's slices decoded while scrolling: each step then decodes one new slice
+            image.cache_frames = max(image.cache_frames, slices + 2)
+            self.view_changed.emit(image)
+
+    def slab_range(self, image: Image) -> tuple[int, int]:
+        state = self.state(image)
+        half = state.slab // 2
+        return max(0, state.frame - half), min(image.n_frames - 1, state.frame + half)
+
+    def _display_key(self, image: Image, frame: int, kind: str) -> tuple:
+        state = self.state(image)
+        return (id(image), frame, state.preset, state.invert, state.slab, kind)
+
+    def displayed(self, image: Image, frame: int | None = None) -> np.ndarray:
+        """A frame as shown, float32 in [0, 1]: the user's window, the MIP slab, the inversion
+        (the current frame unless ``frame`` is given)."""
+        frame = self.state(image).frame if frame is None else frame
+        key = self._display_key(image, frame, "float")
+        out = self.frames_shown.get(key)
+        if out is None:
+            out = self._render(image, *key[1:5])
+            self.frames_shown.put(key, out)
+        return out
+
+    def screen_frame(self, image: Image, frame: int | None = None) -> np.ndarray:
+        """The same as 8-bit grey, what the screen shows: Qt draws it without a per-pixel
+        conversion, and the read-ahead prepares it off the UI thread."""
+        frame = self.state(image).frame if frame is None else frame
+        key = self._display_key(image, frame, "uint8")
+        out = self.frames_shown.wait_for(key, timeout=0.5)  # the read-ahead may be making it now
+        if out is None:  # the float frame is not kept: a full-field mammogram's is 54 MB
+            out = _to_uint8(self._render(image, *key[1:5]))
+            self.frames_shown.put(key, out)
+        return out
+
+    def overlay_indices(self, image: Image, frame: int, bundle: "Bundle") -> np.ndarray | None:
+        """The frame's map as entries of its style's colour table (see :func:`app.heatmap.table_index`),
+        cached like the frames: None while the map is not computed."""
+        item = self._overlay_item(image, frame, bundle)
+        if item is None:
+            return None
+        key, make = item
+        out = self.frames_shown.wait_for(key, timeout=0.5)
+        if out is None:
+            out = make()
+            self.frames_shown.put(key, out)
+        return out
+
+    def _overlay_item(self, image: Image, frame: int, bundle: "Bundle"):
+        from app.heatmap import table_index
+
+        result = self.result(image, frame, bundle)
+        style = self.style(bundle)
+        if result is None or style.map_name not in result.maps:
+            return None
+        value_map, vmax = result.maps[style.map_name], style.vmax
+        key = ("overlay",) + self.result_key(image, frame, bundle) + (style.map_name, vmax)
+        return key, lambda: table_index(value_map, vmax)
+
+    def read_ahead_plan(self, image: Image, frames: Iterable[int]) -> list[tuple]:
+        """(key, make) pairs for what the next frames will show: the 8-bit frame with today's
+        display state, and the overlay's table indices where its map is computed. Built on the UI
+        thread, which owns the state; :meth:`read_ahead` runs the ``make`` on a worker."""
+        state = self.state(image)
+        plan = []
+        for k in (k for k in frames if 0 <= k < image.n_frames):
+            key = self._display_key(image, k, "uint8")
+            plan.append((key, lambda key=key: _to_uint8(self._render(image, *key[1:5]))))
+            overlay = self._overlay_item(image, k, state.overlay) if state.overlay is not None else None
+            if overlay is not None:
+                plan.append(overlay)
+        return [(key, make) for key, make in plan if key not in self.frames_shown]
+
+    def read_ahead(self, plan: list[tuple]) -> int:
+        """Prepare what the user is about to scroll to (on a worker thread); a window or style
+        change meanwhile only leaves these entries unused."""
+        done = 0
+        for key, make in plan:
+            if self.frames_shown.begin(key):
+                try:
+                    self.frames_shown.put(key, make())
+                except BaseException:
+                    self.frames_shown.abandon(key)
+                    raise
+                done += 1
+        return done
+
+    @staticmethod
+    def _render(image: Image, frame: int, preset: VoiPreset | None, invert: bool, slab: int) -> np.ndarray:
+        half = slab // 2
+        lo, hi = max(0, frame - half), min(image.n_frames - 1, frame + half)
+        out = image.display(lo, preset)
+        for k in range(lo + 1, hi + 1):
+            out = np.maximum(out, image.display(k, preset))
+        return 1.0 - out if invert else out
+
+    # ------------------------------------------------------------------ window / level
     def set_preset(self, image: Image, preset: VoiPreset | None) -> None:
         self.state(image).preset = preset
         self.view_changed.emit(image)
 
-    def displayed(self, image: Image) -> np.ndarray:
-        """The frame on screen, in [0, 1], with the user's preset and inversion."""
+    def current_window(self, image: Image) -> VoiPreset:
+        """The window (centre / width / function) that the current preset stands for; a VOI LUT
+        has none, so dragging starts from the breast's own window."""
         state = self.state(image)
-        out = image.display(state.frame, state.preset)
-        return 1.0 - out if state.invert else out
+        preset = state.preset or image.default_preset()
+        if preset.kind == "range":
+            return image.range_window(state.frame)
+        if preset.kind == "window":
+            return preset
+        return self.breast_window(image)
+
+    def drag_window(self, image: Image, dx: float, dy: float) -> VoiPreset:
+        """Window / level by a mouse drag of (dx, dy) screen pixels: right widens the window
+        (multiplicatively, so it never turns negative), down raises the centre (darker)."""
+        base = self.current_window(image)
+        width = base.width * math.exp(dx / 250.0)
+        if base.function == "LINEAR":
+            width = max(width, 1.0)  # PS3.3 C.11.2.1.2: LINEAR needs width >= 1
+        preset = VoiPreset("Custom", "window", base.center + dy * base.width / 400.0, width, base.function)
+        self.set_preset(image, preset)
+        return preset
+
+    def set_voi_function(self, image: Image, function: str) -> None:
+        if function not in VOI_FUNCTIONS:
+            raise ValueError(f"VOI LUT function {function!r} is not one of {', '.join(VOI_FUNCTIONS)}")
+        base = self.current_window(image)
+        width = max(base.width, 1.0) if function == "LINEAR" else base.width
+        name = base.name if base.name.startswith("Custom") else f"{base.name}, {function}"
+        self.set_preset(image, VoiPreset(name, "window", base.center, width, function))
+
+    def breast_window(self, image: Image) -> VoiPreset:
+        """A window over the 1st..99th percentile of the modality values inside the breast."""
+        from inference.preprocess import breast_mask
+
+        frame = self.state(image).frame
+        values = image.modality_values(frame)
+        mask = breast_mask(image.display(frame))
+        inside = values[mask] if mask.any() else values.ravel()
+        step = max(1, inside.size // 400_000)
+        lo, hi = (float(v) for v in np.percentile(inside[::step], [1.0, 99.0]))
+        width = max(hi - lo, 1.0 if np.issubdtype(image.stored(frame).dtype, np.integer) else 1e-6)
+        return VoiPreset("Auto (breast histogram)", "window", (lo + hi) / 2, width, "LINEAR_EXACT")
+
+    def auto_window(self, image: Image) -> VoiPreset:
+        preset = self.breast_window(image)
+        self.set_preset(image, preset)
+        return preset
+
+    def set_invert(self, image: Image, invert: bool) -> None:
+        self.state(image).invert = bool(invert)
+        self.view_changed.emit(image)
+
+    def reset_display(self, image: Image) -> None:
+        state = self.state(image)
+        state.preset, state.invert, state.slab = None, False, 1
+        self.view_changed.emit(image)
+
+    # ------------------------------------------------------------------ ground truth
+    def _labels_beside(self, root: Path) -> None:
+        """Labels files in the opened folder (or the opened file's folder), silently skipping
+        CSV files that are not labels files."""
+        from inference.labels import LabelsError
+
+        folder = root if root.is_dir() else root.parent
+        for candidate in sorted(folder.glob("*.csv")):
+            try:
+                self.open_labels(candidate, notify=False)
+            except LabelsError:
+                continue
+
+    def open_labels(self, path: str | Path, notify: bool = True) -> int:
+        """Read a labels file; returns how many of its lesion rows match an opened image.
+
+        Raises :class:`inference.labels.LabelsError` with one sentence when it cannot be used.
+        """
+        from inference.labels import read_labels
+
+        path = Path(path)
+        rows = read_labels(path)
+        opened = {im.path.resolve() for im in (self.studies.images() if self.studies else [])}
+        matched = 0
+        for row in rows:
+            key = row.resolve(path.parent).resolve()
+            self.labels.setdefault(key, []).append(row)
+            matched += int(key in opened and row.box() is not None)
+        self.label_files.append(path)
+        if notify:
+            self.labels_changed.emit()
+        return matched
+
+    def labels_for(self, image: Image) -> list["LabelRow"]:
+        return self.labels.get(image.path.resolve(), [])
+
+    def boxes_on(self, image: Image, frame: int | None = None) -> list[tuple[tuple[float, float, float, float], str]]:
+        """Ground-truth boxes to draw on ``frame``: for DBT only on slices slice_start..slice_end."""
+        frame = self.state(image).frame if frame is None else frame
+        out = []
+        for row in self.labels_for(image):
+            box = row.box()
+            if box is None:
+                continue
+            text = row.label.replace("_", " ") + (f" ({row.detail})" if row.detail else "")
+            if image.is_volume and row.slice_start is not None:
+                if not row.slice_start <= frame <= row.slice_end:
+                    continue
+                text += f", slices {row.slice_start + 1}-{row.slice_end + 1}"
+            out.append((box, text))
+        return out
+
+    # ------------------------------------------------------------------ shapes and measurements
+    def add_shape(self, image: Image, kind: str, x0: float, y0: float, x1: float, y1: float) -> Shape:
+        shape = Shape(kind, float(x0), float(y0), float(x1), float(y1), id=self._next_shape)
+        self._next_shape += 1
+        self.shapes.setdefault(id(image), []).append(shape)
+        self.shapes_changed.emit(image)
+        return shape
+
+    def move_shape(self, image: Image, shape_id: int, x0: float, y0: float, x1: float, y1: float) -> None:
+        for shape in self.shapes.get(id(image), []):
+            if shape.id == shape_id:
+                shape.x0, shape.y0, shape.x1, shape.y1 = float(x0), float(y0), float(x1), float(y1)
+                self.shapes_changed.emit(image)
+                return
+
+    def shapes_of(self, image: Image) -> list[Shape]:
+        return list(self.shapes.get(id(image), []))
+
+    def clear_shapes(self, image: Image | None = None) -> None:
+        images = [image] if image is not None else [im for im in (self.studies.images() if self.studies else [])
+                                                     if id(im) in self.shapes]
+        for im in images:
+            self.shapes.pop(id(im), None)
+            self.shapes_changed.emit(im)
+
+    def measure(self, image: Image, shape: Shape) -> str:
+        """What a shape measures on the current frame, in one line."""
+        frame = self.state(image).frame
+        values = image.modality_values(frame) if shape.kind != "line" else np.zeros((1, 1))
+        text = describe(shape, values, image.pixel_spacing)
+        return text + (f" (slice {frame + 1})" if image.is_volume and shape.kind != "line" else "")
+
+    # ------------------------------------------------------------------ methods and overlays
+    def load_bundles(self, extra_dirs: Iterable[str | Path] = ()) -> None:
+        from inference.bundle import find_bundles
+
+        self.bundles, self.bundle_errors = find_bundles(list(extra_dirs))
+        self.bundles_changed.emit()
+
+    def parameters(self, method: str) -> dict[str, Any]:
+        from app.methods import METHODS
+
+        values = self.method_parameters.setdefault(method, METHODS[method].defaults())
+        return dict(values)
+
+    def set_parameter(self, method: str, name: str, value: Any) -> None:
+        self.parameters(method)
+        self.method_parameters[method][name] = value
+        if name == "map":  # another map of the same results: its own style, no recomputation
+            for bundle in [b for b in self.bundles if b.method == method]:
+                self.style_changed.emit(bundle)
+
+    def map_name(self, bundle: "Bundle") -> str:
+        from app.methods import METHODS
+
+        spec = METHODS[bundle.method]
+        return self.parameters(bundle.method).get("map", spec.maps[0] if spec.maps else "difference")
+
+    def result_key(self, image: Image, frame: int, bundle: "Bundle") -> tuple:
+        from app.methods import METHODS
+
+        return (id(image), int(frame), bundle, METHODS[bundle.method].result_key(self.parameters(bundle.method)))
+
+    def result(self, image: Image, frame: int, bundle: "Bundle") -> "Result | None":
+        return self.results.get(self.result_key(image, frame, bundle))
+
+    def add_result(self, image: Image, frame: int, bundle: "Bundle", result: "Result",
+                   summaries: dict[str, MapSummary] | None = None, indices: tuple | None = None) -> None:
+        """Store a (slimmed) result; the first map of each kind sets its colour range and threshold.
+
+        ``indices``: (map name, vmax, table indices) the worker already made for drawing, so
+        the UI thread has no per-pixel work when the map is shown.
+        """
+        key = self.result_key(image, frame, bundle)
+        self.results.put(key, result)
+        for map_name, summary in (summaries or {}).items():
+            style = self.style(bundle, map_name)
+            if not style.calibrated:
+                style.vmax, style.threshold, style.calibrated = summary.vmax, summary.default_threshold, True
+                self.style_changed.emit(bundle)
+        if indices is not None:
+            map_name, vmax, array = indices
+            self.frames_shown.put(("overlay",) + key + (map_name, vmax), array)
+        self.result_added.emit(image, frame, bundle)
+
+    def cached_frames(self, image: Image, bundle: "Bundle") -> list[int]:
+        key = self.result_key(image, 0, bundle)
+        return self.results.frames((key[0], key[2], key[3]))
+
+    def set_overlay(self, image: Image, bundle: "Bundle | None") -> None:
+        state = self.state(image)
+        if state.overlay is not bundle:
+            state.overlay = bundle
+            self.overlay_changed.emit(image)
+
+    def style(self, bundle: "Bundle", map_name: str | None = None) -> OverlayStyle:
+        """How ``bundle``'s ``map_name`` maps (default: the map chosen now) are coloured."""
+        map_name = map_name or self.map_name(bundle)
+        style = self.styles.get((bundle, map_name))
+        if style is None:
+            style = self.styles[(bundle, map_name)] = OverlayStyle(map_name=map_name, **self.style_defaults)
+        return style
+
+    def update_style(self, bundle: "Bundle", **changes) -> OverlayStyle:
+        style = self.style(bundle)
+        for name, value in changes.items():
+            if not hasattr(style, name) or name == "map_name":
+                raise AttributeError(f"OverlayStyle has no settable field {name!r}")
+            setattr(style, name, value)
+        self.style_changed.emit(bundle)
+        return style

@@ -7,6 +7,12 @@ import pytest
 pytest.importorskip("PySide6")
 
 
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    """The viewer's QSettings go to a temp file, never the user's."""
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+
+
 @pytest.fixture
 def window(qtbot):
     from app.gui import build_window

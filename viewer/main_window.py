@@ -1,68 +1,87 @@
-"""The main window: study browser, the 2 x 2 hanging (or one view), DBT slice slider.
+"""The main window: study browser, the 2 x 2 hanging (or one view), DBT slice bar, toolbars for
+methods, display and tools, side panels, the status bar with the running job.
 
 Widgets show what ``app`` hands them and emit signals; the controller in :mod:`app.gui` does the
-loading and keeps the :class:`app.session.Session` in step.
+loading, runs the jobs and keeps the :class:`app.session.Session` in step. Every frequent action
+is a QAction with a shortcut, so the Help list of shortcuts is built from the actions themselves.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from viewer.browser import StudyBrowser
 from viewer.canvas import ImageCanvas
+from viewer.hanging import ViewLink
+from viewer.panels import InfoPane, MeasurementsPane, OverlayPanel, SliceBar
+from viewer.synthesis import SynthesisPane
 
 #: Grid positions of the screening views: right breast on the left of the screen.
 HANGING_CELLS = {("R", "CC"): (0, 0), ("L", "CC"): (0, 1), ("R", "MLO"): (1, 0), ("L", "MLO"): (1, 1)}
+SCOPES = ("current view", "all views")
+TOOL_NAMES = {"pan": "Pan / zoom", "rect": "Rectangle", "ellipse": "Ellipse", "line": "Distance"}
 
-
-class StudyBrowser(QtWidgets.QTreeWidget):
-    image_activated = QtCore.Signal(object)  # the item's payload (an image or a study)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setHeaderLabels(["Study / series / view", "Size"])
-        self.setColumnWidth(0, 230)
-        self.itemActivated.connect(lambda item, col: self._activate(item))
-        self.itemClicked.connect(lambda item, col: self._activate(item))
-
-    def _activate(self, item) -> None:
-        payload = item.data(0, QtCore.Qt.UserRole)
-        if payload is not None:
-            self.image_activated.emit(payload)
-
-    def populate(self, tree: list[tuple[str, object, list]], failures: list[str]) -> None:
-        """``tree``: nested (text, payload, children) rows; failures: one sentence each."""
-        self.clear()
-
-        def add(parent, rows):
-            for text, payload, size, children in rows:
-                item = QtWidgets.QTreeWidgetItem(parent, [text, size])
-                item.setData(0, QtCore.Qt.UserRole, payload)
-                add(item, children)
-                item.setExpanded(True)
-
-        add(self, tree)
-        if failures:
-            bad = QtWidgets.QTreeWidgetItem(self, [f"Unreadable files ({len(failures)})", ""])
-            bad.setForeground(0, QtGui.QBrush(QtGui.QColor(220, 90, 90)))
-            for text in failures:
-                child = QtWidgets.QTreeWidgetItem(bad, [text, ""])
-                child.setToolTip(0, text)
-            bad.setExpanded(True)
+# name: (menu text, shortcuts, what it does); the Help list is generated from these
+ACTIONS = {
+    "open_file": ("Open &file / DICOMDIR...", ["Ctrl+O"], "Open a DICOM file, an image or a DICOMDIR"),
+    "open_folder": ("Open f&older...", ["Ctrl+Shift+O"], "Open every image under a folder"),
+    "open_labels": ("Open &labels file...", ["Ctrl+L"], "Ground-truth boxes from a labels CSV"),
+    "open_demo": ("Open &demo study", [], "The bundled phantom study: 4 views and a DBT volume"),
+    "export_view": ("&Export view...", ["Ctrl+E"], "The current view with its overlay as PNG, the map as .npy"),
+    "quit": ("&Quit", ["Ctrl+Q"], "Close the window"),
+    "toggle_layout": ("&Hanging / one view", ["H"], "Switch between the 2 x 2 hanging and the current view alone"),
+    "fit": ("&Fit", ["F"], "Fit the images to their views"),
+    "one_to_one": ("&1:1 pixels", ["1"], "One image pixel per screen pixel"),
+    "zoom_in": ("Zoom &in", ["+", "="], "Zoom in (all linked views)"),
+    "zoom_out": ("Zoom &out", ["-"], "Zoom out (all linked views)"),
+    "auto_window": ("&Auto window", ["A"], "Window from the breast's histogram (1st to 99th percentile)"),
+    "invert": ("&Invert", ["I"], "Invert the grey scale of the current view"),
+    "reset_display": ("&Reset display", ["R"], "The file's first VOI preset, no inversion, no slab"),
+    "next_slice": ("Next slice", ["Down", "Right"], "DBT: next slice (also the mouse wheel)"),
+    "previous_slice": ("Previous slice", ["Up", "Left"], "DBT: previous slice"),
+    "next_slices": ("10 slices on", ["PgDown"], "DBT: ten slices on"),
+    "previous_slices": ("10 slices back", ["PgUp"], "DBT: ten slices back"),
+    "first_slice": ("First slice", ["Home"], "DBT: first slice"),
+    "last_slice": ("Last slice", ["End"], "DBT: last slice"),
+    "play": ("&Play / pause", ["Space"], "DBT: cine through the slices"),
+    "tool_pan": ("&Pan / zoom", ["P"], "Left-drag pans, wheel zooms, right-drag sets window / level"),
+    "tool_rect": ("&Rectangle", ["M"], "Draw a rectangle: mean, std, min, max, area"),
+    "tool_ellipse": ("&Ellipse", ["E"], "Draw an ellipse: mean, std, min, max, area"),
+    "tool_line": ("&Distance", ["D"], "Draw a line: its length in mm"),
+    "inpaint": ("&Inpaint rectangle", ["Shift+I"], "Complete the last rectangle with the inpainting model"),
+    "clear_shapes": ("&Clear shapes", ["Delete"], "Remove the shapes drawn on the current image"),
+    "run_volume": ("Run on all &slices", ["Ctrl+R"], "Run the current method over the whole DBT volume"),
+    "cancel_job": ("&Cancel job", ["Esc"], "Stop the running background job"),
+    "threshold_up": ("Threshold up", ["]"], "Raise the overlay threshold by 1/50 of its range"),
+    "threshold_down": ("Threshold down", ["["], "Lower the overlay threshold by 1/50 of its range"),
+    "shortcuts": ("&Keyboard shortcuts", ["F1"], "This list"),
+}
+# keys that mean something else while typing in the browser or a number box: only while the
+# images have the focus
+_IMAGE_AREA_ONLY = {"next_slice", "previous_slice", "next_slices", "previous_slices", "first_slice", "last_slice"}
 
 
 class MainWindow(QtWidgets.QMainWindow):
     open_requested = QtCore.Signal(str)
     open_demo_requested = QtCore.Signal()
+    open_labels_requested = QtCore.Signal(str)
+    export_requested = QtCore.Signal(str)  # folder
     frame_requested = QtCore.Signal(int)
+    method_toggled = QtCore.Signal(int, bool)  # index into the bundles handed to set_methods, on / off
+    tool_chosen = QtCore.Signal(str)
+    preset_chosen = QtCore.Signal(int)
+    function_chosen = QtCore.Signal(str)
 
-    def __init__(self):
+    def __init__(self, colormaps: tuple[str, ...] = ("viridis",), lesion_classes: tuple[str, ...] = ()):
         super().__init__()
         self.setWindowTitle("mammolens")
         self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self.actions: dict[str, QtGui.QAction] = {}
+
         self.browser = StudyBrowser()
-        dock = QtWidgets.QDockWidget("Studies", self)
-        dock.setObjectName("studies")
-        dock.setWidget(self.browser)
-        self.addDockWidget(QtCore.Qt.LeftDockWidgetArea, dock)
+        self.studies_dock = self._dock("Studies", "studies", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -80,36 +99,291 @@ class MainWindow(QtWidgets.QMainWindow):
         self.single = ImageCanvas()
         self.stack.addWidget(grid_page)
         self.stack.addWidget(self.single)
+        self.hanging_link = ViewLink(list(self.cells.values()), self)
+        self.single_link = ViewLink([self.single], self)
         layout.addWidget(self.stack, 1)
-
-        slider_row = QtWidgets.QHBoxLayout()
-        self.slice_label = QtWidgets.QLabel("")
-        self.slice_slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
-        self.slice_slider.valueChanged.connect(self.frame_requested.emit)
-        slider_row.addWidget(QtWidgets.QLabel("Slice"))
-        slider_row.addWidget(self.slice_slider, 1)
-        slider_row.addWidget(self.slice_label)
-        self.slice_bar = QtWidgets.QWidget()
-        self.slice_bar.setLayout(slider_row)
+        self.slice_bar = SliceBar()
+        self.slice_bar.frame_requested.connect(self.frame_requested.emit)
+        self.slice_slider = self.slice_bar.slider
+        self.slice_label = self.slice_bar.label
         self.slice_bar.setVisible(False)
         layout.addWidget(self.slice_bar)
         self.setCentralWidget(central)
+        self.image_area = central
 
+        self.overlay_panel = OverlayPanel(colormaps)
+        self.overlay_dock = self._dock("Overlay", "overlay", self._scrolling(self.overlay_panel),
+                                       QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.info = InfoPane()
+        self.info_dock = self._dock("Image info", "info", self.info, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.measurements = MeasurementsPane()
+        self.measurements_dock = self._dock("Measurements", "measurements", self.measurements,
+                                            QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.synthesis = SynthesisPane(lesion_classes)
+        self.synthesis_dock = self._dock("Synthesis", "synthesis", self.synthesis,
+                                         QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.info_dock, self.measurements_dock)
+        self.tabifyDockWidget(self.measurements_dock, self.synthesis_dock)
+        self.info_dock.raise_()
+        self.resizeDocks([self.studies_dock, self.overlay_dock], [230, 340], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.overlay_dock, self.info_dock], [560, 300], QtCore.Qt.Orientation.Vertical)
+
+        for name, (text, keys, tip) in ACTIONS.items():
+            action = QtGui.QAction(text, self)
+            action.setObjectName(name)
+            action.setShortcuts([QtGui.QKeySequence(k) for k in keys])
+            action.setToolTip(f"{tip} ({', '.join(keys)})" if keys else tip)
+            action.setStatusTip(tip)
+            if name in _IMAGE_AREA_ONLY:
+                action.setShortcutContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                self.image_area.addAction(action)
+            else:
+                self.addAction(action)
+            self.actions[name] = action
+        self.actions["open_file"].triggered.connect(self._open_file_dialog)
+        self.actions["open_folder"].triggered.connect(self._open_folder_dialog)
+        self.actions["open_labels"].triggered.connect(self._open_labels_dialog)
+        self.actions["open_demo"].triggered.connect(self.open_demo_requested.emit)
+        self.actions["export_view"].triggered.connect(self._export_dialog)
+        self.actions["quit"].triggered.connect(self.close)
+        self.actions["shortcuts"].triggered.connect(self.show_shortcuts)
+        self.actions["play"].setCheckable(True)
+        self.actions["play"].toggled.connect(self.slice_bar.play_button.setChecked)
+        self.slice_bar.play_button.toggled.connect(self.actions["play"].setChecked)
+        self.actions["invert"].setCheckable(True)
+        self.export_folder = ""  # where the export dialog starts (the controller keeps it in settings)
+
+        self._build_toolbars()
+        self._build_menus()
+        self._build_status_bar()
+
+    # ------------------------------------------------------------------ construction
+    def _dock(self, title: str, name: str, widget, area) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    @staticmethod
+    def _scrolling(widget) -> QtWidgets.QScrollArea:
+        area = QtWidgets.QScrollArea()
+        area.setWidget(widget)
+        area.setWidgetResizable(True)
+        return area
+
+    def _build_toolbars(self) -> None:
+        methods = self.addToolBar("Methods")
+        methods.setObjectName("methods_toolbar")
+        methods.addWidget(QtWidgets.QLabel(" Overlay on "))
+        self.scope = QtWidgets.QComboBox()
+        self.scope.addItems(list(SCOPES))
+        self.scope.setToolTip("Toggle a method on the current view only, or on all views of the hanging")
+        methods.addWidget(self.scope)
+        self.methods_toolbar = methods
+        self.method_actions: list[QtGui.QAction] = []
+        self.no_methods = methods.addAction("(no model bundles)")
+        self.no_methods.setEnabled(False)
+
+        display = self.addToolBar("Display")
+        display.setObjectName("display_toolbar")
+        self.preset = QtWidgets.QComboBox()
+        self.preset.setMinimumContentsLength(22)
+        self.preset.setToolTip("VOI presets of the file (window with its explanation, or VOI LUT)")
+        self.preset.activated.connect(self.preset_chosen.emit)
+        self.voi_function = QtWidgets.QComboBox()
+        self.voi_function.addItems(["LINEAR", "LINEAR_EXACT", "SIGMOID"])
+        self.voi_function.setToolTip("VOI LUT function of the window (DICOM PS3.3 C.11.2.1.2)")
+        self.voi_function.activated.connect(lambda i: self.function_chosen.emit(self.voi_function.itemText(i)))
+        display.addWidget(self.preset)
+        display.addWidget(self.voi_function)
+        for name in ("auto_window", "invert", "reset_display", "fit", "one_to_one", "toggle_layout"):
+            display.addAction(self.actions[name])
+
+        tools = QtWidgets.QToolBar("Tools", self)
+        tools.setObjectName("tools_toolbar")
+        self.addToolBar(QtCore.Qt.ToolBarArea.LeftToolBarArea, tools)
+        group = QtGui.QActionGroup(self)
+        for tool in TOOL_NAMES:
+            action = self.actions[f"tool_{tool}"]
+            action.setCheckable(True)
+            group.addAction(action)
+            tools.addAction(action)
+            action.triggered.connect(lambda checked, t=tool: self.tool_chosen.emit(t))
+        self.actions["tool_pan"].setChecked(True)
+        tools.addAction(self.actions["inpaint"])
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for name in ("open_file", "open_folder", "open_labels"):
+            file_menu.addAction(self.actions[name])
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addAction(self.actions["open_demo"])
+        file_menu.addSeparator()
+        file_menu.addAction(self.actions["export_view"])
+        file_menu.addSeparator()
+        file_menu.addAction(self.actions["quit"])
+        view_menu = bar.addMenu("&View")
+        for name in ("toggle_layout", "fit", "one_to_one", "zoom_in", "zoom_out", None, "auto_window", "invert",
+                     "reset_display", None, "next_slice", "previous_slice", "next_slices", "previous_slices",
+                     "first_slice", "last_slice", "play"):
+            view_menu.addSeparator() if name is None else view_menu.addAction(self.actions[name])
+        view_menu.addSeparator()
+        for dock in (self.studies_dock, self.overlay_dock, self.info_dock, self.measurements_dock, self.synthesis_dock):
+            view_menu.addAction(dock.toggleViewAction())
+        tools_menu = bar.addMenu("&Tools")
+        for name in ("tool_pan", "tool_rect", "tool_ellipse", "tool_line", "inpaint", "clear_shapes"):
+            tools_menu.addAction(self.actions[name])
+        self.methods_menu = bar.addMenu("&Methods")
+        self._methods_menu_tail = [self.actions[n] for n in ("run_volume", "threshold_up", "threshold_down",
+                                                             "cancel_job")]
+        self.methods_menu.addActions(self._methods_menu_tail)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.actions["shortcuts"])
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.cursor_label = QtWidgets.QLabel("")
+        self.provider_label = QtWidgets.QLabel("")
+        self.provider_label.setToolTip("Where the last model ran (ONNX Runtime execution provider)")
+        self.job_label = QtWidgets.QLabel("")
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.cancel_button = QtWidgets.QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Stop the running job (Esc)")
+        self.cancel_button.clicked.connect(self.actions["cancel_job"].trigger)
         self.empty_hint = QtWidgets.QPushButton("Open demo study")
         self.empty_hint.clicked.connect(self.open_demo_requested.emit)
-        self.statusBar().addPermanentWidget(self.empty_hint)
-        self._build_menu()
+        for widget in (self.cursor_label, self.provider_label, self.job_label, self.progress, self.cancel_button,
+                       self.empty_hint):
+            status.addPermanentWidget(widget)
+        self.set_job(None)
 
-    def _build_menu(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        act = menu.addAction("Open &file...", self._open_file_dialog)
-        act.setShortcut(QtGui.QKeySequence.Open)
-        menu.addAction("Open f&older...", self._open_folder_dialog)
-        menu.addAction("Open &demo study", self.open_demo_requested.emit)
-        menu.addSeparator()
-        quit_action = menu.addAction("&Quit", self.close)
-        quit_action.setShortcut(QtGui.QKeySequence.Quit)
+    # ------------------------------------------------------------------ methods toolbar
+    def set_methods(self, entries: list[tuple[str, str, bool]]) -> None:
+        """One toggle per bundle: (text, tooltip, enabled)."""
+        for action in self.method_actions:
+            self.methods_toolbar.removeAction(action)
+            self.methods_menu.removeAction(action)
+            action.deleteLater()
+        self.method_actions = []
+        self.no_methods.setVisible(not entries)
+        self.methods_menu.clear()
+        for index, (text, tip, enabled) in enumerate(entries):
+            action = QtGui.QAction(text, self)
+            action.setCheckable(True)
+            action.setEnabled(enabled)
+            action.setObjectName(f"method_{index}")
+            if index < 9:
+                action.setShortcut(QtGui.QKeySequence(f"Alt+{index + 1}"))
+            action.setToolTip(tip + (f" (Alt+{index + 1})" if index < 9 else ""))
+            action.toggled.connect(lambda on, i=index: self.method_toggled.emit(i, on))
+            self.methods_toolbar.addAction(action)
+            self.methods_menu.addAction(action)
+            self.method_actions.append(action)
+        self.methods_menu.addSeparator()
+        self.methods_menu.addActions(self._methods_menu_tail)
 
+    def set_method_checked(self, index: int | None) -> None:
+        """Show which bundle's overlay the current view has, without emitting toggles."""
+        for i, action in enumerate(self.method_actions):
+            action.blockSignals(True)
+            action.setChecked(i == index)
+            action.blockSignals(False)
+
+    def scope_all(self) -> bool:
+        return self.scope.currentIndex() == 1
+
+    # ------------------------------------------------------------------ layout
+    def show_grid(self) -> None:
+        self.stack.setCurrentIndex(0)
+
+    def show_single(self) -> None:
+        self.stack.setCurrentIndex(1)
+
+    def showing_single(self) -> bool:
+        return self.stack.currentIndex() == 1
+
+    def canvases(self) -> list[ImageCanvas]:
+        return list(self.cells.values()) + [self.single]
+
+    def set_slices(self, count: int, current: int, text: str, slab: int = 1) -> None:
+        self.slice_bar.set_slices(count, current, text, slab)
+
+    def set_presets(self, labels: list[str], current: int, function: str | None) -> None:
+        """The current image's presets; ``function`` None when the preset is a VOI LUT."""
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        self.preset.addItems(labels)
+        self.preset.setCurrentIndex(current)
+        self.preset.blockSignals(False)
+        self.voi_function.setEnabled(function is not None)
+        if function is not None:
+            self.voi_function.setCurrentText(function)
+
+    def set_recent(self, paths: list[str]) -> None:
+        self.recent_menu.clear()
+        for path in paths:
+            action = self.recent_menu.addAction(Path(path).name or path)
+            action.setToolTip(path)
+            action.triggered.connect(lambda checked=False, p=path: self.open_requested.emit(p))
+        self.recent_menu.setEnabled(bool(paths))
+
+    # ------------------------------------------------------------------ status
+    def set_job(self, text: str | None, done: int = 0, total: int = 0) -> None:
+        """The running job in the status bar (None: nothing runs)."""
+        running = text is not None
+        for widget in (self.job_label, self.progress, self.cancel_button):
+            widget.setVisible(running)
+        self.actions["cancel_job"].setEnabled(running)
+        if running:
+            self.job_label.setText(text)
+            self.progress.setRange(0, max(total, 0))  # total 0: busy indicator
+            self.progress.setValue(done)
+
+    def show_error(self, message: str, details: str = "") -> None:
+        """The error as a message in the window (never a crash), with details on request."""
+        self.statusBar().showMessage(message, 15000)
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "mammolens", message, parent=self)
+        if details:
+            box.setDetailedText(details)
+        box.setModal(False)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.last_error = (message, details)
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        rows = []
+        for name, (text, keys, tip) in ACTIONS.items():
+            if keys:
+                rows.append((", ".join(keys), tip))
+        for action in self.method_actions[:9]:
+            rows.append((action.shortcut().toString(), f"Toggle the overlay of {action.text()}"))
+        rows += [("Mouse wheel", "Zoom (2D) or next / previous slice (DBT; Ctrl+wheel zooms)"),
+                 ("Left drag", "Pan, or draw with the rectangle / ellipse / distance tool"),
+                 ("Right drag", "Window / level: right-left width, up-down centre"),
+                 ("Double click", "One view / back to the hanging")]
+        return rows
+
+    def show_shortcuts(self) -> None:
+        dialog = QtWidgets.QDialog(self)
+        dialog.setWindowTitle("Keyboard shortcuts")
+        table = QtWidgets.QTableWidget(0, 2, dialog)
+        table.setHorizontalHeaderLabels(["Keys", "Action"])
+        table.verticalHeader().setVisible(False)
+        rows = self.shortcut_rows()
+        table.setRowCount(len(rows))
+        for r, (keys, text) in enumerate(rows):
+            table.setItem(r, 0, QtWidgets.QTableWidgetItem(keys))
+            table.setItem(r, 1, QtWidgets.QTableWidgetItem(text))
+        table.resizeColumnsToContents()
+        QtWidgets.QVBoxLayout(dialog).addWidget(table)
+        dialog.resize(620, 560)
+        dialog.show()
+
+    # ------------------------------------------------------------------ files
     def _open_file_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open DICOM / image / DICOMDIR")
         if path:
@@ -120,22 +394,22 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.open_requested.emit(path)
 
-    def show_grid(self) -> None:
-        self.stack.setCurrentIndex(0)
+    def _open_labels_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open labels file", "", "Labels (*.csv)")
+        if path:
+            self.open_labels_requested.emit(path)
 
-    def show_single(self) -> None:
-        self.stack.setCurrentIndex(1)
+    def _export_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export the current view to", self.export_folder)
+        if folder:
+            self.export_requested.emit(folder)
 
-    def set_slices(self, count: int, current: int, text: str) -> None:
-        self.slice_bar.setVisible(count > 1)
-        self.slice_slider.blockSignals(True)
-        self.slice_slider.setRange(0, max(0, count - 1))
-        self.slice_slider.setValue(current)
-        self.slice_slider.blockSignals(False)
-        self.slice_label.setText(text)
+    def dragEnterEvent(self, event):  # noqa: N802 (Qt naming)
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
 
-    def show_error(self, message: str) -> None:
-        self.statusBar().showMessage(message, 15000)
-        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, "mammolens", message, parent=self)
-        box.setModal(False)
-        box.show()
+    def dropEvent(self, event):  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_requested.emit(paths[0])

@@ -1,0 +1,109 @@
+"""How a method's map is coloured over the image, on screen and in exports (Qt-free).
+
+The map is drawn through one RGBA lookup table over the levels ``(0, vmax)``: table entries
+for values below the threshold have alpha 0, so moving the threshold swaps the table and
+re-colours the map the viewer already holds; nothing is recomputed. Exports compose the
+windowed image with the same table and opacity, so a PNG shows what the screen shows.
+
+The colour table itself (viridis, cividis, ...) comes from the caller: the viewer takes it from
+pyqtgraph's colour maps, which keeps this module free of Qt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LUT_SIZE = 256  # threshold resolution vmax / 256; <= 256 entries lets Qt draw the map as an indexed image
+
+#: Perceptually uniform colour maps that stay readable with colour-vision deficiencies.
+COLORMAPS = ("viridis", "cividis", "magma", "inferno", "plasma")
+
+
+@dataclass
+class OverlayStyle:
+    """How one bundle's maps are shown; shared by every view showing that bundle (same units)."""
+
+    colormap: str = COLORMAPS[0]
+    opacity: float = 0.6
+    threshold: float = 0.0  # in the map's units; below it the map is transparent
+    vmax: float = 1.0  # top of the colour scale, in the map's units
+    contour: bool = False
+    map_name: str = "difference"
+    calibrated: bool = False  # threshold and vmax were set from a first map
+
+
+@dataclass(frozen=True)
+class MapSummary:
+    """Robust range of a map, computed on the worker thread with the result (percentiles of a
+    full-size map cost tens of ms, too much for the UI thread)."""
+
+    vmax: float  # 99.9th percentile of the non-zero values
+    default_threshold: float  # 95th percentile of the non-zero values: the hottest 5 % coloured
+
+
+def summarise(value_map: np.ndarray) -> MapSummary:
+    step = max(1, int(np.ceil(np.sqrt(value_map.size / 250_000))))
+    sample = np.asarray(value_map[::step, ::step], dtype=np.float32)
+    positive = sample[sample > 0]
+    if positive.size == 0:
+        return MapSummary(vmax=1.0, default_threshold=0.0)
+    hi, thr = np.percentile(positive, [99.9, 95.0])
+    vmax = float(hi) if hi > 0 else float(positive.max())
+    return MapSummary(vmax=max(vmax, 1e-6), default_threshold=float(min(thr, vmax)))
+
+
+def rgba_table(colours: np.ndarray, vmax: float, threshold: float, size: int = LUT_SIZE) -> np.ndarray:
+    """(size, 4) uint8 table over the levels (0, vmax); entry i covers values
+    [i, i + 1) * vmax / size, and is transparent when that bin lies below ``threshold``."""
+    colours = np.asarray(colours, dtype=np.float64)
+    x = np.linspace(0.0, 1.0, len(colours))
+    t = np.linspace(0.0, 1.0, size)
+    rgb = np.stack([np.interp(t, x, colours[:, c]) for c in range(3)], axis=1)
+    bin_top = (np.arange(size) + 1) * (float(vmax) / size)
+    alpha = np.where(bin_top > threshold, 255, 0)
+    return np.concatenate([np.rint(rgb), alpha[:, None]], axis=1).astype(np.uint8)
+
+
+def table_index(value_map: np.ndarray, vmax: float, size: int = LUT_SIZE) -> np.ndarray:
+    """Which table entry each map value takes: floor(value / vmax * size), clipped -- the rule
+    pyqtgraph applies with the levels (0, vmax). uint8 for tables of at most 256 entries, which
+    Qt then draws as an indexed image with the table as its colours, without per-pixel work."""
+    scaled = np.asarray(value_map, dtype=np.float32) * np.float32(size / max(float(vmax), 1e-12))
+    np.clip(scaled, 0, size - 1, out=scaled)
+    return scaled.astype(np.uint8 if size <= 256 else np.uint16)
+
+
+def compose(display: np.ndarray, value_map: np.ndarray | None, table: np.ndarray | None, vmax: float,
+            opacity: float) -> np.ndarray:
+    """uint8 RGB of the windowed frame ([0, 1]) with the map coloured through ``table``."""
+    grey = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)[..., None].repeat(3, axis=2)
+    if value_map is None or table is None:
+        return (grey * 255 + 0.5).astype(np.uint8)
+    rgba = table[table_index(value_map, vmax, len(table))]
+    alpha = (rgba[..., 3:4].astype(np.float32) / 255.0) * np.float32(opacity)
+    rgb = grey * (1 - alpha) + (rgba[..., :3].astype(np.float32) / 255.0) * alpha
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def contour_lines(value_map: np.ndarray, level: float, max_side: int = 384) -> np.ndarray | None:
+    """The iso-line at ``level`` as one (N, 2) array of x, y pixel coordinates (pixel centres at
+    +0.5), pieces separated by NaN rows; None when the level is not crossed.
+
+    Traced on a copy of at most ``max_side`` pixels a side: a few ms, so the contour can follow
+    the threshold slider on the UI thread.
+    """
+    from skimage.measure import find_contours
+
+    step = max(1, int(np.ceil(max(value_map.shape) / max_side)))
+    small = np.asarray(value_map[::step, ::step], dtype=np.float32)
+    if not (small.min() < level < small.max()):
+        return None
+    pieces = []
+    for line in find_contours(small, level):
+        xy = np.empty((len(line) + 1, 2), dtype=np.float32)
+        xy[:-1, 0] = line[:, 1] * step + 0.5
+        xy[:-1, 1] = line[:, 0] * step + 0.5
+        xy[-1] = np.nan
+        pieces.append(xy)
+    return np.concatenate(pieces) if pieces else None

@@ -1,0 +1,193 @@
+"""The method overlay in the real window (offscreen): toggle, cache, threshold, DBT, export.
+
+A tiny HealthyGAN bundle (32 px, width 4, a few iterations) is trained and exported once for the
+module, as tests/test_healthygan.py does, and handed to the viewer as its models folder.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    from training.export import export_healthygan
+    from training.healthygan import HealthyGANConfig, train_healthygan
+    from training.phantom import generate_dataset
+
+    root = tmp_path_factory.mktemp("viewer-hg")
+    generate_dataset(root / "data", n=8, views=("CC",), lesion_fraction=0.5, classes=("mass",),
+                     shape=(256, 208), pixel_spacing=0.8, splits=(0.5, 0.25, 0.25), seed=4)
+    cfg = HealthyGANConfig(labels=str(root / "data" / "labels.csv"), out=str(root / "run"), resolution=32, width=4,
+                           critic_width=4, residual_blocks=1, batch=2, iterations=3, checkpoint_every=3,
+                           sample_every=3, seed=1, threads=1, command="pytest tiny viewer run")
+    train_healthygan(cfg, log=lambda *a: None)
+    export_healthygan(root / "run", root / "models" / "tiny", name="tiny", log=lambda *a: None)
+    return root / "models"
+
+
+@pytest.fixture
+def viewer(qtbot, tiny_models, tmp_path, monkeypatch):
+    from app.gui import build_window, demo_study_path
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    window, controller = build_window(models_dirs=[tiny_models])
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    assert controller.open(demo_study_path()) is not None
+    bundle = controller.bundle_named("tiny")
+    assert bundle is not None, [b.name for b in controller.method_bundles]
+    return window, controller, bundle
+
+
+def wait_jobs(qtbot, controller, timeout=30000):
+    qtbot.waitUntil(lambda: not controller.jobs.running(), timeout=timeout)
+
+
+def rgb(canvas) -> np.ndarray:
+    from PySide6 import QtGui
+
+    image = canvas.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    w, h = image.width(), image.height()
+    data = np.frombuffer(image.constBits(), np.uint8).reshape(h, image.bytesPerLine())
+    return data[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def coloured_pixels(canvas) -> int:
+    """Pixels with colour (the map) rather than grey (the mammogram); the text rows excluded."""
+    pixels = rgb(canvas).astype(int)[50:-30]
+    return int((pixels.max(axis=2) - pixels.min(axis=2) > 40).sum())
+
+
+def test_toggle_all_views_threshold_recolours_and_cache_is_instant(viewer, qtbot):
+    win, ctl, bundle = viewer
+    win.scope.setCurrentIndex(1)  # all views
+    win.method_actions[ctl.method_bundles.index(bundle)].trigger()
+    wait_jobs(qtbot, ctl)
+    for key, canvas in win.cells.items():
+        assert canvas.has_overlay(), key
+        assert "cut-off" in canvas.overlay_text.toPlainText(), key
+    style = ctl.session.style(bundle)
+    assert style.calibrated and 0 < style.threshold < style.vmax
+    results_before = {key: ctl.session.result(ctl.images_on[c], 0, bundle) for key, c in win.cells.items()}
+    assert all(r is not None and r.maps["difference"].shape == (1024, 832) for r in results_before.values())
+
+    canvas = win.cells[("L", "MLO")]
+    before = coloured_pixels(canvas)
+    win.overlay_panel.threshold.setValue(0)
+    low = coloured_pixels(canvas)
+    win.overlay_panel.threshold.setValue(950)
+    high = coloured_pixels(canvas)
+    assert low > before > high, (low, before, high)
+    assert not ctl.jobs.running(), "moving the threshold re-colours, it does not recompute"
+    assert ctl.session.style(bundle).threshold == pytest.approx(0.95 * style.vmax)
+    # the on-screen table: transparent below the threshold, opaque above
+    table = canvas.overlay_item.lut
+    assert table[0, 3] == 0 and table[-1, 3] == 255
+
+    # off and on again: from the cache, no job, the same result object
+    win.method_actions[0].trigger()
+    assert not canvas.has_overlay() or ctl.current_image is not ctl.images_on[canvas]
+    win.method_actions[0].trigger()
+    assert not ctl.jobs.running()
+    assert all(c.has_overlay() for c in win.cells.values())
+    assert ctl.session.result(ctl.images_on[canvas], 0, bundle) is results_before[("L", "MLO")]
+    assert "ran on CPU" in win.provider_label.text() or "ran on CUDA" in win.provider_label.text()
+
+    win.overlay_panel.threshold.setValue(500)
+    win.overlay_panel.contour.setChecked(True)
+    assert len(canvas.contour_item.getData()[0]) > 0, "a contour at the threshold"
+
+    # another map of the same results (HealthyGAN's mask M): its own scale, nothing recomputed
+    shown = canvas.overlay_item.image.copy()
+    from PySide6 import QtWidgets
+
+    win.overlay_panel.findChild(QtWidgets.QComboBox, "parameter_map").setCurrentText("mask")
+    assert not ctl.jobs.running() and ctl.session.style(bundle).map_name == "mask"
+    assert not np.array_equal(shown, canvas.overlay_item.image)
+    assert "mask M" in win.overlay_panel.colour_bar.plot.getAxis("bottom").labelText
+    win.overlay_panel.colormap.setCurrentText("cividis")
+    assert ctl.settings.value("overlay/colormap") == "cividis", "the choice persists as the default"
+
+
+def test_dbt_overlay_follows_the_slice_and_a_volume_run_fills_in(viewer, qtbot):
+    win, ctl, bundle = viewer
+    volume = ctl.session.study.volumes()[0]
+    ctl.show_single(volume)
+    ctl.toggle_method(bundle, True)
+    wait_jobs(qtbot, ctl)
+    first_frame = ctl.session.state(volume).frame
+    shown = win.single.overlay_item.image.copy()
+    win.slice_slider.setValue(first_frame + 5)
+    assert not win.single.has_overlay(), "a slice without its map shows none, never the last slice's"
+    wait_jobs(qtbot, ctl)
+    assert win.single.has_overlay() and not np.array_equal(shown, win.single.overlay_item.image)
+
+    seen = []
+    ctl.session.result_added.connect(lambda image, frame, b: seen.append(frame))
+    job = ctl.run_volume()
+    wait_jobs(qtbot, ctl, timeout=60000)
+    assert job.outcome == "succeeded"
+    assert ctl.session.cached_frames(volume, bundle) == list(range(volume.n_frames))
+    assert len(seen) == volume.n_frames - 2, "the volume job skipped the slices already computed"
+    assert "40/40 slices computed" in win.overlay_panel.score.text()
+    win.slice_slider.setValue(0)
+    assert win.single.has_overlay() and not ctl.jobs.running(), "every slice is now instant"
+
+
+def test_cancel_a_volume_run(viewer, qtbot):
+    win, ctl, bundle = viewer
+    volume = ctl.session.study.volumes()[0]
+    ctl.show_single(volume)
+    ctl.toggle_method(bundle, True)
+    job = ctl.run_volume()
+    assert win.cancel_button.isVisibleTo(win)
+    win.cancel_button.click()
+    wait_jobs(qtbot, ctl)
+    assert job.outcome == "cancelled"
+    assert len(ctl.session.cached_frames(volume, bundle)) < volume.n_frames
+    assert not win.cancel_button.isVisibleTo(win)
+
+
+def test_export_view_png_and_map_without_identifiers(viewer, qtbot, tmp_path):
+    from skimage import io
+
+    win, ctl, bundle = viewer
+    mlo = ctl.images_on[win.cells[("L", "MLO")]]
+    ctl._set_current(mlo)
+    ctl.toggle_method(bundle, True)
+    wait_jobs(qtbot, ctl)
+    job = ctl.export_view(tmp_path / "out")
+    wait_jobs(qtbot, ctl)
+    assert job.outcome == "succeeded", win.statusBar().currentMessage()
+    names = sorted(p.name for p in ctl.last_export)
+    assert names == ["Patient-1_study1_L-MLO_tiny_difference.npy", "Patient-1_study1_L-MLO_tiny_difference.png"]
+    png = io.imread(tmp_path / "out" / names[1])
+    assert png.shape == (1024, 832, 3)
+    raw = np.load(tmp_path / "out" / names[0])
+    assert raw.shape == (1024, 832) and raw.dtype == np.float32
+    coloured = np.ptp(png.astype(int), axis=2) > 30
+    assert coloured.any() and (raw[coloured] >= ctl.session.style(bundle).threshold * 0.99).all(), \
+        "the PNG is coloured exactly where the map reaches the threshold"
+    for p in (tmp_path / "out").iterdir():
+        assert "PHANTOM" not in p.name.upper() and "MG_LMLO" not in p.name
+
+
+def test_a_broken_bundle_is_listed_not_fatal(qtbot, tmp_path, monkeypatch, tiny_models):
+    import shutil
+
+    from app.gui import build_window
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    broken = tmp_path / "models" / "broken"
+    shutil.copytree(tiny_models / "tiny", broken)
+    (broken / "model.json").write_text((broken / "model.json").read_text().replace('"method"', '"methd"'))
+    win, ctl = build_window(models_dirs=[tmp_path / "models", tiny_models])
+    qtbot.addWidget(win)
+    texts = [a.text() for a in win.methods_menu.actions()]
+    assert any(t.startswith("Not loaded: broken") for t in texts), texts
+    assert ctl.bundle_named("tiny") is not None

@@ -1,0 +1,330 @@
+"""The viewer's hands-on parts in the real window (offscreen), driven by mouse and keys:
+linked zoom, window / level, DBT navigation, ground truth, shapes and measurements, cursor
+readout, settings, drops, and the method slots waiting for their engines."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+
+@pytest.fixture
+def viewer(qtbot, tmp_path, monkeypatch):
+    from app.gui import build_window, demo_study_path
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("MAMMOLENS_MODELS", str(tmp_path / "no-models"))
+    window, controller = build_window()
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    assert controller.open(demo_study_path()) is not None
+    return window, controller
+
+
+def widget_point(canvas, x: float, y: float) -> QtCore.QPoint:
+    """Where image pixel coordinate (x, y) is on the canvas's viewport."""
+    scene = canvas.view.mapViewToScene(QtCore.QPointF(x, y))
+    return canvas.mapFromScene(scene)
+
+
+def drag(canvas, button, start: QtCore.QPoint, end: QtCore.QPoint, steps: int = 8) -> None:
+    viewport = canvas.viewport()
+    QTest.mousePress(viewport, button, QtCore.Qt.KeyboardModifier.NoModifier, start)
+    for i in range(1, steps + 1):
+        time.sleep(0.012)  # pyqtgraph drops moves closer than 10 ms (its mouseRateLimit)
+        p = start + (end - start) * (i / steps)
+        event = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, QtCore.QPointF(p),
+                                  QtCore.QPointF(viewport.mapToGlobal(p)), QtCore.Qt.MouseButton.NoButton, button,
+                                  QtCore.Qt.KeyboardModifier.NoModifier)
+        QtWidgets.QApplication.sendEvent(viewport, event)
+    QTest.mouseRelease(viewport, button, QtCore.Qt.KeyboardModifier.NoModifier, end)
+
+
+def wheel(canvas, at: QtCore.QPoint, clicks: int, modifiers=QtCore.Qt.KeyboardModifier.NoModifier) -> None:
+    viewport = canvas.viewport()
+    event = QtGui.QWheelEvent(QtCore.QPointF(at), QtCore.QPointF(viewport.mapToGlobal(at)), QtCore.QPoint(0, 0),
+                              QtCore.QPoint(0, 120 * clicks), QtCore.Qt.MouseButton.NoButton, modifiers,
+                              QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(viewport, event)
+
+
+def wall_distance(canvas) -> float:
+    """Screen pixels from the chest wall to the view's inner edge (the hanging's centre line)."""
+    wall = canvas.view.mapViewToScene(QtCore.QPointF(canvas.wall_x, 0)).x()
+    rect = canvas.view.sceneBoundingRect()
+    return rect.right() - wall if canvas.inner_side == "right" else wall - rect.left()
+
+
+def test_linked_zoom_and_pan_keep_the_chest_walls_mirrored(viewer, qtbot):
+    win, ctl = viewer
+    cells = win.cells
+    for canvas in cells.values():
+        assert abs(wall_distance(canvas)) < 1.5, "fit: the chest walls on the centre line"
+    rcc = cells[("R", "CC")]
+    zoom_before = rcc.camera().zoom
+    wheel(rcc, widget_point(rcc, 500, 500), 3)
+    cameras = [c.camera() for c in cells.values()]
+    assert cameras[0].zoom < zoom_before * 0.95, "the wheel zoomed in"
+    for cam in cameras[1:]:
+        assert cam.zoom == pytest.approx(cameras[0].zoom, rel=1e-3)
+        assert cam.inner == pytest.approx(cameras[0].inner, abs=0.05)
+        assert cam.top == pytest.approx(cameras[0].top, abs=0.05)
+    zoomed = [wall_distance(c) for c in cells.values()]
+    assert max(zoomed) - min(zoomed) < 1.5, zoomed
+    # a pan to the right in the left-breast view moves the right-breast view mirrored (to the left)
+    lcc = cells[("L", "CC")]
+    grab = widget_point(lcc, 300, 500)
+    drag(lcc, QtCore.Qt.MouseButton.LeftButton, grab, grab + QtCore.QPoint(60, 0))
+    panned = [wall_distance(c) for c in cells.values()]
+    assert panned[0] - zoomed[0] == pytest.approx(60, abs=2) and max(panned) - min(panned) < 1.5, panned
+    win.actions["fit"].trigger()
+    assert all(abs(wall_distance(c)) < 1.5 for c in cells.values())
+    win.actions["one_to_one"].trigger()
+    screen_px_per_image_px = 1.0 / (rcc.camera().zoom / rcc.mm_per_px)
+    assert screen_px_per_image_px == pytest.approx(1.0, rel=1e-3)
+
+
+def test_window_level_by_right_drag_presets_auto_invert_reset(viewer, qtbot):
+    win, ctl = viewer
+    canvas = win.cells[("L", "CC")]
+    image = ctl.images_on[canvas]
+    base = ctl.session.current_window(image)
+    before = canvas.displayed_array().copy()
+    drag(canvas, QtCore.Qt.MouseButton.RightButton, widget_point(canvas, 400, 400),
+         widget_point(canvas, 400, 400) + QtCore.QPoint(100, 40))
+    preset = ctl.session.state(image).preset
+    assert ctl.current_image is image and preset.name == "Custom" and preset.kind == "window"
+    assert preset.width == pytest.approx(base.width * math.exp(100 / 250), rel=0.02)
+    # the centre moves by dy x the window width at each step: between the first and the last width
+    shift = preset.center - base.center
+    assert 40 * base.width / 400 * 0.98 <= shift <= 40 * preset.width / 400 * 1.02
+    assert not np.allclose(before, canvas.displayed_array())
+    assert win.preset.currentText().startswith("Custom")
+
+    win.voi_function.setCurrentText("SIGMOID")
+    win.voi_function.activated.emit(win.voi_function.currentIndex())
+    assert ctl.session.state(image).preset.function == "SIGMOID"
+    win.actions["auto_window"].trigger()
+    assert ctl.session.state(image).preset.name.startswith("Auto")
+    shown = canvas.displayed_array()
+    win.actions["invert"].trigger()
+    assert np.allclose(canvas.displayed_array(), 1.0 - shown, atol=1.01 / 255)  # 8-bit on screen
+    win.actions["reset_display"].trigger()
+    assert ctl.session.state(image).preset is None and not ctl.session.state(image).invert
+    assert np.allclose(before, canvas.displayed_array())
+    # the file's presets with their explanations
+    assert win.preset.count() == len(image.presets) and "NORMAL" in win.preset.itemText(0)
+    other = win.cells[("R", "CC")]
+    assert ctl.session.state(ctl.images_on[other]).preset is None, "window / level is per view"
+
+
+def test_dbt_wheel_keys_cine_slab_and_ground_truth_on_its_slices(viewer, qtbot):
+    win, ctl = viewer
+    volume = ctl.session.study.volumes()[0]
+    ctl.show_single(volume)
+    state = ctl.session.state(volume)
+    start = state.frame
+    wheel(win.single, widget_point(win.single, 200, 300), -2)
+    assert state.frame == start + 2, "wheel towards the user: deeper slices"
+    QTest.keyClick(win.single, QtCore.Qt.Key.Key_Down)
+    assert state.frame == start + 3
+    QTest.keyClick(win.single, QtCore.Qt.Key.Key_Home)
+    assert state.frame == 0 and "slice 1/40" in win.slice_label.text() and "z = " in win.slice_label.text()
+    # the lesion's box only on slices slice_start..slice_end (10..31 in the labels file)
+    assert win.single.box_count() == 0
+    win.slice_slider.setValue(10)
+    assert win.single.box_count() == 1 and state.frame == 10
+    win.slice_slider.setValue(32)
+    assert win.single.box_count() == 0
+    # slab MIP
+    single = volume.display(32)
+    win.slice_bar.slab.setValue(5)
+    assert state.slab == 5 and "MIP slab 31-35" in win.slice_label.text()
+    mip = np.max([volume.display(k) for k in range(30, 35)], axis=0)
+    assert np.allclose(win.single.displayed_array(), mip, atol=0.51 / 255) and not np.allclose(mip, single, atol=0.01)
+    win.slice_bar.slab.setValue(1)
+    # cine
+    win.slice_bar.fps.setValue(60)
+    frame = state.frame
+    win.slice_bar.play_button.setChecked(True)
+    qtbot.waitUntil(lambda: state.frame >= frame + 3, timeout=3000)
+    win.actions["play"].trigger()
+    assert not ctl.cine.isActive()
+    assert volume.decoded_frames <= 30, "slices decode only when shown"
+
+
+def test_draw_and_measure_rectangle_ellipse_distance(viewer, qtbot):
+    from app.measure import Shape, region_stats
+
+    win, ctl = viewer
+    canvas = win.cells[("L", "MLO")]
+    image = ctl.images_on[canvas]
+    win.actions["tool_rect"].trigger()
+    drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 380, 619), widget_point(canvas, 513, 760))
+    shapes = ctl.session.shapes_of(image)
+    assert [s.kind for s in shapes] == ["rect"]
+    rect = shapes[0]
+    assert rect.box() == pytest.approx((380, 619, 513, 760), abs=4)
+    values = image.modality_values(0)
+    x0, y0, x1, y1 = (int(round(v)) for v in rect.box())
+    inside = values[y0:y1, x0:x1]
+    stats = region_stats(values, rect, image.pixel_spacing)
+    assert stats.mean == pytest.approx(float(inside.mean()), rel=0.01)
+    assert stats.area_mm2 == pytest.approx((x1 - x0) * (y1 - y0) * 0.2 * 0.2, rel=0.03)
+    caption = canvas.shape_caption(rect.id)
+    assert f"mean {stats.mean:.1f}" in caption and "mm²" in caption
+    assert win.measurements.lines() and "rectangle" in win.measurements.lines()[0]
+
+    win.actions["tool_ellipse"].trigger()
+    drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 380, 619), widget_point(canvas, 513, 760))
+    ellipse = ctl.session.shapes_of(image)[-1]
+    e_stats = region_stats(values, ellipse, image.pixel_spacing)
+    assert e_stats.area_mm2 == pytest.approx(math.pi / 4 * stats.area_mm2, rel=0.05)
+
+    win.actions["tool_line"].trigger()
+    drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 100, 100), widget_point(canvas, 400, 500))
+    line = ctl.session.shapes_of(image)[-1]
+    assert line.kind == "line"
+    assert f"distance {math.hypot(300, 400) * 0.2:.0f}" in canvas.shape_caption(line.id)[:14] or \
+        abs(float(canvas.shape_caption(line.id).split()[1]) - 100.0) < 2.0
+    assert len(win.measurements.lines()) == 3
+
+    # moving a shape re-measures it
+    roi = canvas._shapes[rect.id][0]
+    left = rect.box()[0]
+    roi.setPos((left + 50, rect.box()[1]), finish=True)
+    moved = ctl.session.shapes_of(image)[0]
+    assert moved.box()[0] == pytest.approx(left + 50, abs=0.5) and moved.id == rect.id
+    assert canvas.shape_caption(rect.id) != caption
+    win.actions["clear_shapes"].trigger()
+    assert ctl.session.shapes_of(image) == [] and canvas.shape_ids() == []
+    assert Shape("rect", 0, 0, 1, 1).box() == (0, 0, 1, 1)
+
+
+def test_cursor_readout_stored_shown_and_mm(viewer, qtbot):
+    win, ctl = viewer
+    canvas = win.cells[("R", "CC")]
+    image = ctl.images_on[canvas]
+    canvas.cursor_moved.emit(300.5, 400.5)
+    text = win.cursor_label.text()
+    assert text.startswith("x 300  y 400 px") and "(60.1, 80.1 mm)" in text
+    assert f"stored {image.stored(0)[400, 300]}" in text
+    assert f"shown {canvas.displayed_array()[400, 831 - 300 if canvas.mirrored else 300]:.3f}" in text
+
+
+def test_info_pane_hides_identifiers_unless_asked(viewer, qtbot):
+    win, ctl = viewer
+    image = ctl.current_image
+    assert image.identity, "the demo files carry identifiers"
+    shown = " ".join(v for _, v in win.info.fields())
+    identifiers = [image.identity[k] for k in ("PatientID", "PatientName", "StudyInstanceUID", "SOPInstanceUID")]
+    assert all(identifiers) and not any(v in shown for v in identifiers)
+    win.info.show_identifiers.setChecked(True)
+    assert any(name.startswith("[identifier]") for name, _ in win.info.fields())
+
+
+def test_recent_files_drop_and_bad_input(viewer, qtbot, tmp_path):
+    from app.gui import build_window, demo_study_path
+
+    win, ctl = viewer
+    assert win.recent_menu.actions()[0].toolTip() == str(demo_study_path().resolve())
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"nonsense" * 100)
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(bad))])
+    drop = QtGui.QDropEvent(QtCore.QPointF(20, 20), QtCore.Qt.DropAction.CopyAction, mime,
+                            QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    win.dropEvent(drop)
+    assert "not a DICOM file" in win.statusBar().currentMessage()
+    assert ctl.session.study is not None and win.cells[("R", "CC")].displayed_array() is not None, \
+        "the open study stays"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nx.dcm,tumour\n")
+    assert ctl.open_labels(labels) is None and "labels.csv line 2" in win.last_error[0]
+    win.close()
+    again, ctl2 = build_window()  # same settings file: the recent list persisted
+    qtbot.addWidget(again)
+    assert again.recent_menu.actions()[0].toolTip() == str(demo_study_path().resolve())
+
+
+def test_shortcuts_listed_in_help(viewer):
+    win, _ = viewer
+    rows = dict(win.shortcut_rows())
+    for keys in ("Ctrl+O", "F", "1", "A", "I", "R", "Space", "M", "D", "Ctrl+E", "H"):
+        assert keys in rows or any(keys in k.split(", ") for k in rows), keys
+
+
+def _fake_bundle(tmp_path, method):
+    from inference.bundle import Bundle, InputSpec
+
+    return Bundle(path=tmp_path / method, name=f"fake-{method}", version="1", method=method, networks={},
+                  input=InputSpec(resolution=64), parameters={}, calibration=None, provenance={})
+
+
+def test_inpaint_and_synthesis_wait_for_their_engines_then_plug_in(viewer, qtbot, tmp_path, monkeypatch):
+    from app import methods
+    from inference.result import Result
+
+    win, ctl = viewer
+    assert not win.actions["inpaint"].isEnabled()
+    assert "needs an inpainting model bundle" in win.actions["inpaint"].toolTip().lower()
+    assert not win.synthesis.generate.isEnabled()
+    assert "needs a synthesis model bundle" in win.synthesis.generate.toolTip().lower()
+
+    class FakeEngine:
+        def complete(self, display, laterality, box, progress=None, cancel=None):
+            maps = {"completion": np.full(display.shape, 0.5, np.float32), "error": np.abs(display - 0.5)}
+            return Result("inpainting", "fake", "1", "CPU", maps, score=0.1)
+
+        def generate(self, label, count, seed, truncation, progress=None, cancel=None):
+            return np.random.default_rng(seed).random((count, 64, 64))
+
+    for method in ("inpainting", "synthesis"):
+        monkeypatch.setitem(methods.METHODS, method, replace(methods.METHODS[method], load=lambda b, d: FakeEngine()))
+    ctl.session.bundles = [_fake_bundle(tmp_path, "inpainting"), _fake_bundle(tmp_path, "synthesis")]
+    ctl.session.bundles_changed.emit()
+    canvas = win.cells[("R", "CC")]
+    ctl.set_tool("rect")
+    drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 300, 300), widget_point(canvas, 400, 380))
+    assert win.actions["inpaint"].isEnabled()
+    job = ctl.inpaint_roi()
+    qtbot.waitUntil(lambda: job.done, timeout=10000)
+    assert job.outcome == "succeeded"
+    dialogs = [w for w in QtWidgets.QApplication.topLevelWidgets() if w.windowTitle().startswith("Inpainting")]
+    assert dialogs and "0.1000" in dialogs[0].windowTitle()
+
+    assert win.synthesis.generate.isEnabled()
+    win.synthesis.count.setValue(6)
+    win.synthesis.generate.click()
+    qtbot.waitUntil(lambda: win.synthesis.grid.count() == 6, timeout=10000)
+    win.synthesis.grid.item(1).setSelected(True)
+    win.synthesis.grid.item(4).setSelected(True)
+    win.synthesis.export_requested.emit(win.synthesis.selected(), str(tmp_path / "patches"))
+    qtbot.waitUntil(lambda: (tmp_path / "patches" / "labels.csv").is_file(), timeout=10000)
+    rows = (tmp_path / "patches" / "labels.csv").read_text().splitlines()
+    assert rows[0] == "file,class,seed,index,truncation,model" and len(rows) == 3
+    assert rows[1].startswith("mass_seed0_001.png,mass,0,1,0.7,fake-synthesis 1")
+
+
+def test_double_click_and_h_toggle_one_view(viewer, qtbot):
+    win, ctl = viewer
+    rmlo = win.cells[("R", "MLO")]
+    QTest.mouseDClick(rmlo.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                      widget_point(rmlo, 400, 500))
+    assert win.showing_single() and ctl.single_image is ctl.images_on[rmlo] and ctl.current_image is ctl.single_image
+    assert win.single.mirrored == rmlo.mirrored, "one view keeps the hanging's orientation"
+    QTest.mouseDClick(win.single.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                      widget_point(win.single, 400, 500))
+    assert not win.showing_single() and ctl.current_image is ctl.images_on[rmlo]
+    win.actions["toggle_layout"].trigger()
+    assert win.showing_single()
