@@ -41,7 +41,7 @@ def _safe(text: str) -> str:
 def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str | None = None, device: str = "auto",
                  all_slices: bool = False, progress=None, cancel=None) -> dict:
     """Run ``method`` on every image under ``path``; write maps, overlays and a score table."""
-    from app.overlay import png_bytes, render_overlay
+    from app.heatmap import VIRIDIS, compose, png_bytes, rgba_table, summarise
     from app.study import open_path
 
     engine = load_model(method, model, device)
@@ -60,29 +60,43 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     done = 0
     records = []
     for name, image, frames in jobs:
-        displays = [image.display(k) for k in frames]
-        lateralities = [image.laterality] * len(frames)
+        # slices go through the network a chunk at a time: a full-size volume's displays and
+        # maps never sit in memory all at once (70 x 4.6 Mpixel x float32 would be 1.3 GB)
+        volume = np.zeros((len(frames), image.rows, image.cols), np.float16) if len(frames) > 1 else None
+        results, shown, shown_display = [], None, None
+        chunk = getattr(engine, "batch_size", 8)
+        for start in range(0, len(frames), chunk):
+            part = frames[start:start + chunk]
+            displays = [image.display(k) for k in part]
 
-        def step(d, t, msg, base=done):
-            if progress:
-                progress(base + d, total, name)
+            def step(d, t, msg, base=done + start):
+                if progress:
+                    progress(base + d, total, name)
 
-        results = engine.run_many(displays, lateralities, frames=frames if image.is_volume else None,
-                                  progress=step, cancel=cancel)
+            for i, r in enumerate(engine.run_many(displays, [image.laterality] * len(part),
+                                                  frames=part if image.is_volume else None, progress=step,
+                                                  cancel=cancel)):
+                if volume is not None:
+                    volume[start + i] = r.maps["difference"]
+                if shown is None or r.score > shown.score:
+                    if shown is not None:
+                        shown.maps = {}
+                    shown, shown_display = r, displays[i]
+                elif r is not shown:
+                    r.maps = {}  # only the highest-scoring slice keeps its full-size maps
+                results.append(r)
         done += len(frames)
-        best = int(np.argmax([r.score for r in results]))
-        shown = results[best]
-        np.save(buf := io.BytesIO(), shown.maps["difference"].astype(np.float32))
-        suffix = f"_slice{frames[best] + 1:03d}" if image.is_volume else ""
-        map_file = f"{name}{suffix}_difference.npy"
+        k_shown = frames[results.index(shown)]
+        suffix = f"_slice{k_shown + 1:03d}" if image.is_volume else ""
+        map_file, overlay_file = f"{name}{suffix}_difference.npy", f"{name}{suffix}_overlay.png"
+        difference = shown.maps["difference"]
+        np.save(buf := io.BytesIO(), difference.astype(np.float32))
         atomic_write_bytes(out / map_file, buf.getvalue())
-        overlay_file = f"{name}{suffix}_overlay.png"
-        threshold_px = float(np.percentile(shown.maps["difference"][shown.maps["difference"] > 0], 95)) \
-            if (shown.maps["difference"] > 0).any() else 0.0
-        atomic_write_bytes(out / overlay_file, png_bytes(render_overlay(displays[best], shown.maps["difference"],
-                                                                        threshold=threshold_px)))
-        if image.is_volume and all_slices:
-            volume = np.stack([r.maps["difference"] for r in results]).astype(np.float16)
+        # coloured as the viewer colours it by default: the hottest 5 % of the breast over viridis
+        summary = summarise(difference)
+        table = rgba_table(VIRIDIS, summary.vmax, summary.default_threshold)
+        atomic_write_bytes(out / overlay_file, png_bytes(compose(shown_display, difference, table, summary.vmax, 0.6)))
+        if volume is not None:
             np.save(buf := io.BytesIO(), volume)
             atomic_write_bytes(out / f"{name}_difference_volume.npy", buf.getvalue())
         for k, r in zip(frames, results):

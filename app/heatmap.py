@@ -6,7 +6,8 @@ re-colours the map the viewer already holds; nothing is recomputed. Exports comp
 windowed image with the same table and opacity, so a PNG shows what the screen shows.
 
 The colour table itself (viridis, cividis, ...) comes from the caller: the viewer takes it from
-pyqtgraph's colour maps, which keeps this module free of Qt.
+pyqtgraph's colour maps; headless exports (``mammolens analyze``) use :data:`VIRIDIS`, rebuilt
+from viridis' published anchor colours, which keeps this module free of Qt and of matplotlib.
 """
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ LUT_SIZE = 256  # threshold resolution vmax / 256; <= 256 entries lets Qt draw t
 
 #: Perceptually uniform colour maps that stay readable with colour-vision deficiencies.
 COLORMAPS = ("viridis", "cividis", "magma", "inferno", "plasma")
+
+#: viridis at 0, 0.1, ..., 1.0 (0-255 RGB), the default table where pyqtgraph is not at hand
+VIRIDIS = np.array([
+    [0.267004, 0.004874, 0.329415], [0.282623, 0.140926, 0.457517], [0.253935, 0.265254, 0.529983],
+    [0.206756, 0.371758, 0.553117], [0.163625, 0.471133, 0.558148], [0.127568, 0.566949, 0.550556],
+    [0.134692, 0.658636, 0.517649], [0.266941, 0.748751, 0.440573], [0.477504, 0.821444, 0.318195],
+    [0.741388, 0.873449, 0.149561], [0.993248, 0.906157, 0.143936],
+]) * 255.0
 
 
 @dataclass
@@ -107,3 +116,10 @@ def contour_lines(value_map: np.ndarray, level: float, max_side: int = 384) -> n
         xy[-1] = np.nan
         pieces.append(xy)
     return np.concatenate(pieces) if pieces else None
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """PNG file content of a uint8 grey (H, W) or RGB (H, W, 3) array."""
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", np.ascontiguousarray(pixels), extension=".png")

@@ -52,16 +52,10 @@ def test_network_shapes_follow_tables_2_and_3():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from training.phantom import generate_dataset
+    from tests.conftest import train_tiny_healthygan
 
     root = tmp_path_factory.mktemp("hg")
-    generate_dataset(root / "data", n=8, views=("CC",), lesion_fraction=0.5, classes=("mass",),
-                     shape=(256, 208), pixel_spacing=0.8, splits=(0.5, 0.25, 0.25), seed=4)
-    cfg = HealthyGANConfig(labels=str(root / "data" / "labels.csv"), out=str(root / "run"), resolution=32, width=4,
-                           critic_width=4, residual_blocks=1, batch=2, iterations=4, checkpoint_every=2,
-                           sample_every=4, seed=1, threads=1, command="pytest tiny run")
-    train_healthygan(cfg, log=lambda *a: None)
-    return root, cfg
+    return root, train_tiny_healthygan(root)
 
 
 def test_training_writes_checkpoint_samples_and_resumes(tiny_run):

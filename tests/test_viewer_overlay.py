@@ -14,17 +14,11 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
+    from tests.conftest import train_tiny_healthygan
     from training.export import export_healthygan
-    from training.healthygan import HealthyGANConfig, train_healthygan
-    from training.phantom import generate_dataset
 
     root = tmp_path_factory.mktemp("viewer-hg")
-    generate_dataset(root / "data", n=8, views=("CC",), lesion_fraction=0.5, classes=("mass",),
-                     shape=(256, 208), pixel_spacing=0.8, splits=(0.5, 0.25, 0.25), seed=4)
-    cfg = HealthyGANConfig(labels=str(root / "data" / "labels.csv"), out=str(root / "run"), resolution=32, width=4,
-                           critic_width=4, residual_blocks=1, batch=2, iterations=3, checkpoint_every=3,
-                           sample_every=3, seed=1, threads=1, command="pytest tiny viewer run")
-    train_healthygan(cfg, log=lambda *a: None)
+    train_tiny_healthygan(root, iterations=3, command="pytest tiny viewer run")
     export_healthygan(root / "run", root / "models" / "tiny", name="tiny", log=lambda *a: None)
     return root / "models"
 

@@ -107,7 +107,7 @@ def _code_revision() -> str:
 
 def _save_samples(path: Path, generator, fixed: torch.Tensor) -> None:
     """A grid, one row per fixed image: input, B_int, B', mask, 4 x |x - B'| (all in [0, 1])."""
-    from app.overlay import png_bytes
+    from app.heatmap import png_bytes
     from inference.files import atomic_write_bytes
 
     with torch.no_grad():

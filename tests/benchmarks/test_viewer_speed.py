@@ -51,17 +51,11 @@ def models_dir(tmp_path_factory):
     if (bundled_models_dir() / "healthygan-phantom" / "model.json").is_file():
         return bundled_models_dir()
     pytest.importorskip("torch")
+    from tests.conftest import train_tiny_healthygan
     from training.export import export_healthygan
-    from training.healthygan import HealthyGANConfig, train_healthygan
-    from training.phantom import generate_dataset
 
     root = tmp_path_factory.mktemp("viewer-bench-model")
-    generate_dataset(root / "data", n=8, views=("CC",), lesion_fraction=0.5, classes=("mass",),
-                     shape=(256, 208), pixel_spacing=0.8, splits=(0.5, 0.25, 0.25), seed=4)
-    cfg = HealthyGANConfig(labels=str(root / "data" / "labels.csv"), out=str(root / "run"), resolution=128, width=16,
-                           critic_width=16, residual_blocks=1, batch=2, iterations=2, checkpoint_every=2,
-                           sample_every=2, seed=1, threads=1, command="benchmark stand-in")
-    train_healthygan(cfg, log=lambda *a: None)
+    train_tiny_healthygan(root, resolution=128, width=16, iterations=2, command="benchmark stand-in")
     export_healthygan(root / "run", root / "models" / "healthygan-standin", name="healthygan-standin",
                       log=lambda *a: None)
     return root / "models"
