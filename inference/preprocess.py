@@ -78,12 +78,36 @@ def _geometry(rows: int, cols: int, flipped: bool, resolution: int) -> Geometry:
     return Geometry(rows, cols, flipped, side, factor, resolution)
 
 
-def _resize(arr: np.ndarray, size: int, order: int) -> np.ndarray:
-    from skimage.transform import resize
+def _linear_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of a linear resize along one axis, pixel-centre aligned:
+    ``x_in = (x_out + 0.5) * n_in / n_out - 0.5``, clamped at the edges (skimage's mode="edge")."""
+    x = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    x = np.clip(x, 0, n_in - 1)
+    lo = np.floor(x).astype(np.intp)
+    hi = np.minimum(lo + 1, n_in - 1)
+    return lo, hi, (x - lo).astype(np.float32)
 
+
+def _resize(arr: np.ndarray, size: int, order: int, keep: tuple[int, int] | None = None) -> np.ndarray:
+    """Square resize to ``size``, returning only the top-left ``keep`` = (rows, cols) of it.
+
+    Linear (order 1) is separable and done here in float32 on the kept part only: mapping a map
+    back onto a 2457 x 1890 DBT slice costs tens of ms instead of hundreds through skimage (same
+    values to 1e-7).
+    """
+    rows, cols = keep or (size, size)
     if arr.shape == (size, size):
-        return arr
-    return resize(arr, (size, size), order=order, mode="edge", anti_aliasing=False, preserve_range=True)
+        return arr[:rows, :cols]
+    if order != 1:
+        from skimage.transform import resize
+
+        out = resize(arr, (size, size), order=order, mode="edge", anti_aliasing=False, preserve_range=True)
+        return out[:rows, :cols]
+    a = np.asarray(arr, dtype=np.float32)
+    lo, hi, w = (v[:rows] for v in _linear_axis(a.shape[0], size))
+    a = a[lo] * (1 - w)[:, None] + a[hi] * w[:, None]
+    lo, hi, w = (v[:cols] for v in _linear_axis(a.shape[1], size))
+    return a[:, lo] * (1 - w) + a[:, hi] * w
 
 
 def to_model_space(arr: np.ndarray, geometry: Geometry, *, order: int = 1) -> np.ndarray:
@@ -108,8 +132,7 @@ def to_original(model_map: np.ndarray, geometry: Geometry, *, order: int = 1) ->
     m = np.asarray(model_map, dtype=np.float32)
     if m.shape != (g.resolution, g.resolution):
         raise ValueError(f"map is {m.shape}, the model works at {g.resolution} x {g.resolution}")
-    square = _resize(m, g.side, order).astype(np.float32)
-    out = square[: g.rows, : g.cols]
+    out = _resize(m, g.side, order, keep=(g.rows, g.cols)).astype(np.float32, copy=False)
     return np.ascontiguousarray(out[:, ::-1] if g.flipped else out)
 
 

@@ -42,7 +42,7 @@ def phantom_study(tmp_path_factory):
 
 
 def train_tiny_healthygan(root: Path, *, resolution: int = 32, width: int = 4, iterations: int = 4,
-                          command: str = "pytest tiny run"):
+                          residual_blocks: int = 1, command: str = "pytest tiny run"):
     """A few HealthyGAN iterations on 8 small phantom patients: cheap, real weights, real files.
 
     Returns the run's config; its run folder is ``root / "run"``.
@@ -53,7 +53,7 @@ def train_tiny_healthygan(root: Path, *, resolution: int = 32, width: int = 4, i
     generate_dataset(root / "data", n=8, views=("CC",), lesion_fraction=0.5, classes=("mass",),
                      shape=(256, 208), pixel_spacing=0.8, splits=(0.5, 0.25, 0.25), seed=4)
     cfg = HealthyGANConfig(labels=str(root / "data" / "labels.csv"), out=str(root / "run"), resolution=resolution,
-                           width=width, critic_width=width, residual_blocks=1, batch=2, iterations=iterations,
+                           width=width, critic_width=width, residual_blocks=residual_blocks, batch=2, iterations=iterations,
                            checkpoint_every=2, sample_every=iterations, seed=1, threads=1, command=command)
     train_healthygan(cfg, log=lambda *a: None)
     return cfg
