@@ -110,10 +110,14 @@ def test_dbt_whole_volume_with_progress_and_cancel(tiny_run, tmp_path):
     seen = []
     summary = analyze_path(demo_study_path() / "DBT_LCC.dcm", "healthygan", tmp_path / "dbt", model=str(bundle_dir),
                            all_slices=True, progress=lambda d, t, m: seen.append((d, t)))
-    assert [r["slice"] for r in summary["results"]] == list(range(1, 41))
-    assert seen[-1] == (40, 40)
+    from app.study import open_path
+
+    dbt = open_path(demo_study_path() / "DBT_LCC.dcm").images()[0]
+    n = dbt.n_frames
+    assert [r["slice"] for r in summary["results"]] == list(range(1, n + 1))
+    assert seen[-1] == (n, n)
     volume = np.load(next((tmp_path / "dbt").glob("*_difference_volume.npy")))
-    assert volume.shape == (40, 640, 520)
+    assert volume.shape == (n, dbt.rows, dbt.cols)
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):

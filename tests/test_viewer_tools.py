@@ -139,18 +139,25 @@ def test_dbt_wheel_keys_cine_slab_and_ground_truth_on_its_slices(viewer, qtbot):
     QTest.keyClick(win.single, QtCore.Qt.Key.Key_Down)
     assert state.frame == start + 3
     QTest.keyClick(win.single, QtCore.Qt.Key.Key_Home)
-    assert state.frame == 0 and "slice 1/40" in win.slice_label.text() and "z = " in win.slice_label.text()
-    # the lesion's box only on slices slice_start..slice_end (10..31 in the labels file)
+    assert state.frame == 0 and f"slice 1/{volume.n_frames}" in win.slice_label.text() and "z = " in win.slice_label.text()
+    # the lesion's box only on slices slice_start..slice_end (from the labels file)
+    from app.gui import demo_study_path
+    from inference.labels import read_labels
+
+    (row,) = [r for r in read_labels(demo_study_path() / "labels.csv") if r.path == "DBT_LCC.dcm"]
+    first, last = row.slice_start, row.slice_end
+    assert first > 0 and last < volume.n_frames - 1, "the demo lesion leaves slices free on both sides"
     assert win.single.box_count() == 0
-    win.slice_slider.setValue(10)
-    assert win.single.box_count() == 1 and state.frame == 10
-    win.slice_slider.setValue(32)
+    win.slice_slider.setValue(first)
+    assert win.single.box_count() == 1 and state.frame == first
+    win.slice_slider.setValue(last + 1)
     assert win.single.box_count() == 0
-    # slab MIP
-    single = volume.display(32)
+    # slab MIP of 5 slices centred on the shown one (1-based numbers in the label)
+    k = last + 1
+    single = volume.display(k)
     win.slice_bar.slab.setValue(5)
-    assert state.slab == 5 and "MIP slab 31-35" in win.slice_label.text()
-    mip = np.max([volume.display(k) for k in range(30, 35)], axis=0)
+    assert state.slab == 5 and f"MIP slab {k - 1}-{k + 3}" in win.slice_label.text()
+    mip = np.max([volume.display(j) for j in range(k - 2, k + 3)], axis=0)
     assert np.allclose(win.single.displayed_array(), mip, atol=0.51 / 255) and not np.allclose(mip, single, atol=0.01)
     win.slice_bar.slab.setValue(1)
     # cine
