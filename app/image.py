@@ -210,11 +210,6 @@ class Image:
         return self._range_preset
 
     # ------------------------------------------------------------------ geometry
-    def physical_size_mm(self) -> tuple[float, float] | None:
-        if self.pixel_spacing is None:
-            return None
-        return self.rows * self.pixel_spacing[0], self.cols * self.pixel_spacing[1]
-
     def summary(self) -> str:
         """One line for listings: never contains an identifier."""
         shape = f"{self.cols} x {self.rows}"

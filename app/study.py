@@ -12,7 +12,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from app.errors import EmptyFolderError, LoadError, MammolensError
 from app.image import Image, order_views, view_sort_key
@@ -245,7 +245,3 @@ def _merge_legacy_slices(members, stack_slices) -> list[Image]:
             out.append(stack_slices([g[0] for g in group], [g[1] for g in group]))
     return order_views(out)
 
-
-def iter_images(paths: Iterable[str | os.PathLike]) -> Iterable[Image]:
-    for p in paths:
-        yield from open_path(p).images()
