@@ -46,6 +46,6 @@ MIAS_RUN := build/run-hg-mias
 mias-healthygan: $(STAMP)
 	$(VENV)/bin/mammolens dataset import mias ../shared/data/mias --out build/mias/labels.csv
 	$(VENV)/bin/mammolens train healthygan --labels build/mias/labels.csv --out $(MIAS_RUN) --resolution 128 \
-		--width 16 --critic-width 16 --batch 8 --iterations 3000 --seed 0
+		--width 16 --critic-width 32 --batch 8 --iterations 2000 --seed 0 --threads 1
 	$(VENV)/bin/mammolens export $(MIAS_RUN) --out build/models/healthygan-mias --name healthygan-mias
 	$(VENV)/bin/mammolens evaluate --labels build/mias/labels.csv --split test --model build/models/healthygan-mias

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lateralities", type=_csv_list(("L", "R")), default=("L", "R"))
     p.add_argument("--lesion-fraction", type=float, default=0.5, help="fraction of patients with a lesion")
     p.add_argument("--classes", type=_csv_list(LESION_CLASSES), default=LESION_CLASSES)
+    p.add_argument("--lesion-views", choices=("one", "breast"), default="one",
+                   help="a lesion patient's lesion shows in one image (default) or in every view of one breast")
     p.add_argument("--shape", type=_shape, default=(1024, 832), help="image size ROWSxCOLS (default 1024x832)")
     p.add_argument("--spacing", type=float, default=0.2, help="pixel spacing in mm (default 0.2)")
     p.add_argument("--bits", type=int, choices=(12, 14), default=12, help="bits stored")
@@ -221,7 +223,7 @@ def _phantom(args) -> int:
 
     rows = generate_dataset(
         args.out, n=args.n, views=args.views, lateralities=args.lateralities,
-        lesion_fraction=args.lesion_fraction, classes=args.classes, shape=args.shape,
+        lesion_fraction=args.lesion_fraction, classes=args.classes, lesion_views=args.lesion_views, shape=args.shape,
         pixel_spacing=args.spacing, dbt=args.dbt, dbt_slices=args.dbt_slices, dbt_shape=args.dbt_shape,
         legacy_dbt=args.legacy_dbt, compress=args.compress, bits_stored=args.bits, seed=args.seed,
         splits=args.splits, progress=_progress,

@@ -525,3 +525,14 @@ def test_phantom_image_dataclass_fields():
     assert isinstance(img, PhantomImage)
     assert (img.laterality, img.view, img.pixel_spacing, img.bits_stored) == ("L", "CC", 0.4, 12)
     assert img.breast_mask.dtype == bool and img.lesions == []
+
+
+def test_generate_dataset_lesion_in_every_view_of_one_breast(tmp_path):
+    rows = generate_dataset(tmp_path, n=2, lesion_fraction=1.0, lesion_views="breast", classes=("mass",),
+                            shape=(256, 208), pixel_spacing=0.4, masks=False, seed=3)
+    for patient in ("P0001", "P0002"):
+        hits = {(r.laterality, r.view) for r in rows if r.patient == patient and r.is_lesion}
+        # both views (CC and MLO) of one side, nothing on the other side
+        assert len(hits) == 2 and len({lat for lat, _ in hits}) == 1 and {v for _, v in hits} == {"CC", "MLO"}
+    with pytest.raises(ValueError, match="lesion_views"):
+        generate_dataset(tmp_path / "x", n=1, lesion_views="both")

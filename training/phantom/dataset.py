@@ -136,6 +136,7 @@ def generate_dataset(
     lateralities: Sequence[str] = ("L", "R"),
     lesion_fraction: float = 0.5,
     classes: Sequence[str] = LESION_CLASSES,
+    lesion_views: str = "one",
     shape: tuple[int, int] = (1024, 832),
     pixel_spacing: float = 0.2,
     dbt: int = 0,
@@ -152,8 +153,10 @@ def generate_dataset(
     """Write a phantom data set and return its label rows (paths relative to ``out_dir``).
 
     ``n`` patients each get every view in ``views`` for every laterality (one study per
-    patient, one series per view); ``round(lesion_fraction * n)`` of them carry one lesion in
-    one of their images, the class cycling through ``classes`` so every class appears. ``dbt``
+    patient, one series per view); ``round(lesion_fraction * n)`` of them carry a lesion, the
+    class cycling through ``classes`` so every class appears: in one of their images
+    (``lesion_views="one"``) or, as in a real screening study, in every view of one breast
+    (``"breast"``; each view is its own simulation, so position and shape differ). ``dbt``
     adds that many DBT volumes, each its own patient and study (every other one with a lesion
     when ``lesion_fraction > 0``), as multi-frame files or, with ``legacy_dbt``, as legacy
     single-frame series (the label path is then the series folder). ``splits`` =
@@ -172,6 +175,8 @@ def generate_dataset(
         raise ValueError(f"views must be taken from {', '.join(VIEWS)}")
     if not lateralities or any(v not in LATERALITIES for v in lateralities):
         raise ValueError("lateralities must be taken from L, R")
+    if lesion_views not in ("one", "breast"):
+        raise ValueError("lesion_views must be 'one' or 'breast'")
     if not 0.0 <= float(lesion_fraction) <= 1.0:
         raise ValueError("lesion_fraction must be between 0 and 1")
     if any(c not in LESION_CLASSES for c in classes) or (lesion_fraction > 0 and not classes):
@@ -232,7 +237,11 @@ def generate_dataset(
         instance_in_series = {v: 0 for v in views}
         for ii, (lat, view) in enumerate(images_per_patient):
             img_seed = _image_seed(root, 2, pi, ii)
-            cls = (lesion_class,) if ii == lesion_image else ()
+            if lesion_views == "breast":
+                hit = lesion_image >= 0 and lat == images_per_patient[lesion_image][0]
+            else:
+                hit = ii == lesion_image
+            cls = (lesion_class,) if hit else ()
             img = simulate_mammogram(
                 img_seed, view=view, laterality=lat, shape=shape, pixel_spacing=pixel_spacing,
                 lesion_classes=cls, bits_stored=bits_stored, density=density, beta=beta,
@@ -280,7 +289,7 @@ def generate_dataset(
         "seed": int(seed),
         "parameters": {
             "n": n, "views": list(views), "lateralities": list(lateralities),
-            "lesion_fraction": float(lesion_fraction), "classes": list(classes), "shape": list(shape),
+            "lesion_fraction": float(lesion_fraction), "classes": list(classes), "lesion_views": lesion_views, "shape": list(shape),
             "pixel_spacing": float(pixel_spacing), "dbt": dbt, "dbt_slices": int(dbt_slices),
             "dbt_shape": list(dbt_shape), "legacy_dbt": bool(legacy_dbt), "compress": compress,
             "bits_stored": int(bits_stored), "splits": list(splits) if splits is not None else None,
