@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--iterations", type=int, default=4000, help="critic updates (paper: 400000)")
     q.add_argument("--checkpoint-every", type=int, default=250)
     q.add_argument("--sample-every", type=int, default=500)
+    q.add_argument("--validate-every", type=int, default=500,
+                   help="AUC of the EMA generator on the val split every N iterations (0: never); kept in validation.csv")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -242,7 +244,7 @@ def _train(args) -> int:
         raise SystemExit(f"mammolens: training needs torch: pip install 'mammolens[train]' ({exc})") from None
     cfg = HealthyGANConfig(labels=str(args.labels), out=str(args.out), resolution=args.resolution, width=args.width,
                            critic_width=args.critic_width, batch=args.batch, iterations=args.iterations,
-                           checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed,
+                           checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, validate_every=args.validate_every, seed=args.seed,
                            device=args.device, threads=args.threads, command=command_line())
     out = train_healthygan(cfg)
     print(f"run in {out}; export with: mammolens export {out} --out BUNDLE")

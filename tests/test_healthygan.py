@@ -70,6 +70,8 @@ def test_training_writes_checkpoint_samples_and_resumes(tiny_run):
     train_healthygan(cfg, log=messages.append)
     assert any("resuming" in m and "iteration 4" in m for m in messages)
     assert torch.load(run / "checkpoint.pt", weights_only=False)["iteration"] == 6
+    assert any("val AUC" in m for m in messages)
+    assert [int(r.split(",")[0]) for r in (run / "validation.csv").read_text().splitlines()[1:]] == [4, 6]
 
 
 def test_export_matches_torch_and_analyze_writes_outputs(tiny_run, tmp_path):
@@ -85,6 +87,11 @@ def test_export_matches_torch_and_analyze_writes_outputs(tiny_run, tmp_path):
     assert loaded.parameters["export_max_abs_diff"]["real"] <= 1e-4
     assert loaded.calibration is not None and 0.0 <= loaded.calibration.auc <= 1.0
     assert loaded.provenance["command"] == "pytest tiny run" and loaded.provenance["seed"] == 1
+    # the AUC logged during training (torch) is the one the export measures (ONNX Runtime)
+    iteration = torch.load(root / "run" / "checkpoint.pt", weights_only=False)["iteration"]
+    rows = [r.split(",") for r in (root / "run" / "validation.csv").read_text().splitlines()[1:]]
+    assert int(rows[-1][0]) == iteration and "mass=" in rows[-1][2]
+    assert abs(float(rows[-1][1]) - loaded.calibration.auc) < 1e-3
 
     out = tmp_path / "analysis"
     summary = analyze_path(root / "data" / "P0001", "healthygan", out, model=str(tmp_path / "bundle"))

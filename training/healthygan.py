@@ -68,6 +68,7 @@ class HealthyGANConfig:
     seed: int = 0
     checkpoint_every: int = 250
     sample_every: int = 500
+    validate_every: int = 500  # 0: never; AUC of the EMA generator on the val split, as at export
     device: str = "auto"
     threads: int = 0
     command: str = field(default="", repr=False)
@@ -119,6 +120,59 @@ def _save_samples(path: Path, generator, fixed: torch.Tensor) -> None:
     atomic_write_bytes(path, png_bytes((grid.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)))
 
 
+def validation_scores(generator, images: np.ndarray, masks: np.ndarray, batch: int = 32) -> np.ndarray:
+    """The deployed score (mean |x - B'| inside the breast, [0, 1] units) computed in torch."""
+    from inference.translation import difference_score
+
+    device = next(generator.parameters()).device
+    scores = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            x = torch.from_numpy(images[start:start + batch, None] * 2.0 - 1.0).to(device)
+            inter, mask = generator(x)
+            diff = ((x - compose_healthy(x, inter, mask)).abs() / 2.0)[:, 0].cpu().numpy()
+            scores += [difference_score(d, m) for d, m in zip(diff, masks[start:start + batch])]
+    return np.asarray(scores, dtype=np.float64)
+
+
+class _Validation:
+    """AUC on the val split every ``validate_every`` iterations, logged and kept in validation.csv,
+    so a run's progress is measured the way its bundle will be calibrated."""
+
+    def __init__(self, cfg: HealthyGANConfig, out: Path, log):
+        from training.data import load_images
+
+        self.path, self.log, self.data = out / "validation.csv", log, None
+        if not cfg.validate_every:
+            return
+        try:
+            data = load_images(cfg.labels, cfg.resolution, splits=("val",), cache_dir=out)
+        except ValueError:
+            return
+        if data.is_normal.all() or not data.is_normal.any():
+            return
+        self.data = data
+        self.rows = self.path.read_text().splitlines()[1:] if self.path.is_file() else []
+
+    def __call__(self, iteration: int, generator) -> None:
+        from inference.files import atomic_write_text
+        from inference.metrics import evaluate
+
+        if self.data is None:
+            return
+        was_training = generator.training
+        generator.eval()
+        scores = validation_scores(generator, self.data.images, self.data.masks)
+        generator.train(was_training)
+        report = evaluate(~self.data.is_normal, scores, classes=self.data.labels)
+        per_class = {k: v["auc"] for k, v in report["per_class"].items()}
+        self.log(f"\n[{iteration}] val AUC {report['auc']:.3f} ("
+                 + ", ".join(f"{k} {v:.2f}" for k, v in per_class.items()) + ")")
+        self.rows = [r for r in self.rows if int(r.split(",")[0]) < iteration]
+        self.rows.append(f"{iteration},{report['auc']:.4f}," + ";".join(f"{k}={v:.4f}" for k, v in per_class.items()))
+        atomic_write_text(self.path, "iteration,auc,per_class_auc\n" + "\n".join(self.rows) + "\n")
+
+
 def train_healthygan(cfg: HealthyGANConfig, *, log=print) -> Path:
     from training.data import healthy_and_mixed_sets, load_images
 
@@ -168,6 +222,7 @@ def train_healthygan(cfg: HealthyGANConfig, *, log=print) -> Path:
         if dist.is_main:
             log(f"resuming {out} at iteration {start}")
 
+    validate = _Validation(cfg, out, log) if dist.is_main else None
     lesion_first = np.argsort(set_a.is_normal, kind="stable")[:4]
     fixed = data_a[lesion_first].to(dist.device)
     decay_start = cfg.iterations - cfg.iterations // 4
@@ -226,6 +281,8 @@ def train_healthygan(cfg: HealthyGANConfig, *, log=print) -> Path:
             })
         if dist.is_main and (done % cfg.sample_every == 0 or done == cfg.iterations):
             _save_samples(out / "samples" / f"{done:07d}.png", ema.module, fixed)
+        if validate is not None and cfg.validate_every and (done % cfg.validate_every == 0 or done == cfg.iterations):
+            validate(done, ema.module)
 
     if dist.is_main:
         run = {
