@@ -1052,7 +1052,8 @@ class Controller(QtCore.QObject):
             value_map = np.asarray(result.maps[style.map_name], dtype=np.float32)
             base = f"{stem}_{_safe(bundle.name)}_{style.map_name}"
             atomic_write_bytes(folder / f"{base}.png",
-                               png_bytes(compose(display, value_map, table, style.vmax, style.opacity)))
+                               png_bytes(compose(display, value_map, table, style.vmax, style.opacity,
+                                                 style.threshold if style.contour else None)))
             written.append(folder / f"{base}.png")
             buffer = io.BytesIO()
             np.save(buffer, value_map)

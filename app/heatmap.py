@@ -83,16 +83,26 @@ def table_index(value_map: np.ndarray, vmax: float, size: int = LUT_SIZE) -> np.
     return scaled.astype(np.uint8 if size <= 256 else np.uint16)
 
 
+CONTOUR_RGB = (255, 255, 255)  # the viewer's contour pen
+
+
 def compose(display: np.ndarray, value_map: np.ndarray | None, table: np.ndarray | None, vmax: float,
-            opacity: float) -> np.ndarray:
-    """uint8 RGB of the windowed frame ([0, 1]) with the map coloured through ``table``."""
+            opacity: float, contour_level: float | None = None) -> np.ndarray:
+    """uint8 RGB of the windowed frame ([0, 1]) with the map coloured through ``table`` and, with
+    ``contour_level``, the one-pixel outline of where the map reaches it (as the viewer draws it)."""
     grey = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)[..., None].repeat(3, axis=2)
     if value_map is None or table is None:
         return (grey * 255 + 0.5).astype(np.uint8)
     rgba = table[table_index(value_map, vmax, len(table))]
     alpha = (rgba[..., 3:4].astype(np.float32) / 255.0) * np.float32(opacity)
     rgb = grey * (1 - alpha) + (rgba[..., :3].astype(np.float32) / 255.0) * alpha
-    return (rgb * 255 + 0.5).astype(np.uint8)
+    out = (rgb * 255 + 0.5).astype(np.uint8)
+    if contour_level is not None:
+        from scipy import ndimage
+
+        above = np.asarray(value_map) >= contour_level
+        out[above & ~ndimage.binary_erosion(above)] = CONTOUR_RGB
+    return out
 
 
 def contour_lines(value_map: np.ndarray, level: float, max_side: int = 384) -> np.ndarray | None:

@@ -169,6 +169,14 @@ def test_export_view_png_and_map_without_identifiers(viewer, qtbot, tmp_path):
         "the PNG is coloured exactly where the map reaches the threshold"
     for p in (tmp_path / "out").iterdir():
         assert "PHANTOM" not in p.name.upper() and "MG_LMLO" not in p.name
+    # with the contour on, the export outlines the thresholded region in white, as the view does
+    win.overlay_panel.contour.setChecked(True)
+    ctl.export_view(tmp_path / "contour")
+    wait_jobs(qtbot, ctl)
+    outlined = io.imread(tmp_path / "contour" / names[1])
+    white = (outlined == 255).all(axis=2) & ~(png == 255).all(axis=2)
+    above = raw >= ctl.session.style(bundle).threshold
+    assert white.any() and above[white].all() and white.sum() < above.sum()
 
 
 def test_a_broken_bundle_is_listed_not_fatal(qtbot, tmp_path, monkeypatch, tiny_models):
