@@ -1040,20 +1040,24 @@ class Controller(QtCore.QObject):
         style = self.session.style(bundle) if result is not None else None
         table = self._table(style) if style is not None else None
         display = self.session.displayed(image)
+        boxes = [box for box, _ in self.session.boxes_on(image, frame)]  # as drawn on the view
 
         def work(job):
             import io
 
+            from app.heatmap import draw_boxes
+
             folder.mkdir(parents=True, exist_ok=True)
             written = []
             if result is None:
-                atomic_write_bytes(folder / f"{stem}.png", png_bytes(compose(display, None, None, 1.0, 0.0)))
+                rgb = draw_boxes(compose(display, None, None, 1.0, 0.0), boxes)
+                atomic_write_bytes(folder / f"{stem}.png", png_bytes(rgb))
                 return [folder / f"{stem}.png"]
             value_map = np.asarray(result.maps[style.map_name], dtype=np.float32)
             base = f"{stem}_{_safe(bundle.name)}_{style.map_name}"
-            atomic_write_bytes(folder / f"{base}.png",
-                               png_bytes(compose(display, value_map, table, style.vmax, style.opacity,
-                                                 style.threshold if style.contour else None)))
+            rgb = compose(display, value_map, table, style.vmax, style.opacity,
+                          style.threshold if style.contour else None)
+            atomic_write_bytes(folder / f"{base}.png", png_bytes(draw_boxes(rgb, boxes)))
             written.append(folder / f"{base}.png")
             buffer = io.BytesIO()
             np.save(buffer, value_map)

@@ -84,6 +84,20 @@ def table_index(value_map: np.ndarray, vmax: float, size: int = LUT_SIZE) -> np.
 
 
 CONTOUR_RGB = (255, 255, 255)  # the viewer's contour pen
+BOX_RGB = (255, 96, 64)  # the viewer's ground-truth box pen
+
+
+def draw_boxes(rgb: np.ndarray, boxes, width: int = 2) -> np.ndarray:
+    """Outline ground-truth boxes ((x0, y0, x1, y1) in pixels) on a uint8 RGB image, in place."""
+    rows, cols = rgb.shape[:2]
+    for x0, y0, x1, y1 in boxes:
+        c0, c1 = (int(np.clip(round(v), 0, cols - 1)) for v in (x0, x1))
+        r0, r1 = (int(np.clip(round(v), 0, rows - 1)) for v in (y0, y1))
+        for r in (r0, max(r0, r1 - width + 1)):
+            rgb[r:r + width, c0:c1 + 1] = BOX_RGB
+        for c in (c0, max(c0, c1 - width + 1)):
+            rgb[r0:r1 + 1, c:c + width] = BOX_RGB
+    return rgb
 
 
 def compose(display: np.ndarray, value_map: np.ndarray | None, table: np.ndarray | None, vmax: float,
