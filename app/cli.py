@@ -44,6 +44,16 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mammolens",
@@ -84,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compress", choices=("rle", "jpeg2000", "jpegls"), help="lossless transfer syntax")
     p.add_argument("--splits", type=_fractions, help="train,val,test fractions by patient")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--foreign-objects", type=_fraction, default=0.0, metavar="FRACTION",
+                   help="fraction of the 2D images that get one metal biopsy clip or skin marker "
+                        "(labelled foreign_object, never a lesion; default 0)")
     p.add_argument("--demo", action="store_true",
                    help="write the bundled demo study instead (one patient, 4 views + 1 DBT); other options ignored")
 
@@ -228,12 +241,15 @@ def _phantom(args) -> int:
         lesion_fraction=args.lesion_fraction, classes=args.classes, lesion_views=args.lesion_views, shape=args.shape,
         pixel_spacing=args.spacing, dbt=args.dbt, dbt_slices=args.dbt_slices, dbt_shape=args.dbt_shape,
         legacy_dbt=args.legacy_dbt, compress=args.compress, bits_stored=args.bits, seed=args.seed,
-        splits=args.splits, progress=_progress,
+        splits=args.splits, foreign_objects=args.foreign_objects, progress=_progress,
     )
     print(file=sys.stderr)
     images = len({r.path for r in rows})
     lesions = sum(r.is_lesion for r in rows)
-    print(f"wrote {images} image file(s) with {lesions} lesion(s) to {args.out}; labels: {args.out / 'labels.csv'}")
+    objects = sum(r.is_foreign_object for r in rows)
+    print(f"wrote {images} image file(s) with {lesions} lesion(s)"
+          + (f" and {objects} foreign object(s)" if objects else "")
+          + f" to {args.out}; labels: {args.out / 'labels.csv'}")
     return 0
 
 

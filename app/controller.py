@@ -49,7 +49,7 @@ class Controller(QtCore.QObject):
     def __init__(self, session: Session, window, models_dirs=(), settings: QtCore.QSettings | None = None):
         super().__init__(window)
         from app.jobs_qt import JobRunner
-        from app.methods import EngineCache
+        from inference.methods import EngineCache
 
         self.session = session
         self.window = window
@@ -637,7 +637,7 @@ class Controller(QtCore.QObject):
 
     def _update_tools(self) -> None:
         """Inpaint needs an inpainting engine, a bundle for it and a rectangle on the current view."""
-        from app.methods import first_usable, unavailable_reason
+        from inference.methods import first_usable, unavailable_reason
 
         bundles = self.session.bundles
         action = self.window.actions["inpaint"]
@@ -662,7 +662,7 @@ class Controller(QtCore.QObject):
 
     def inpaint_roi(self):
         """Complete the last rectangle from its surroundings (inpainting engine, paper 002)."""
-        from app.methods import first_usable
+        from inference.methods import first_usable
 
         bundle = first_usable(self.session.bundles, "completes_roi")
         image, rect = self.current_image, self._last_rectangle()
@@ -693,7 +693,7 @@ class Controller(QtCore.QObject):
         self.session.load_bundles(self.models_dirs)
 
     def _on_bundles_changed(self) -> None:
-        from app.methods import METHODS
+        from inference.methods import METHODS
 
         self.method_bundles = [b for b in self.session.bundles
                                if b.method in METHODS and METHODS[b.method].produces_map]
@@ -797,7 +797,7 @@ class Controller(QtCore.QObject):
 
     def _request(self, image: Image, frame: int, bundle) -> None:
         """Compute one frame's map in the background; for DBT the newest slice wins."""
-        from app.methods import METHODS
+        from inference.methods import METHODS
 
         key = self.session.result_key(image, frame, bundle)
         if self.jobs.running(key):
@@ -882,7 +882,7 @@ class Controller(QtCore.QObject):
     def run_volume(self):
         """The current method over every slice of the current DBT volume, as one job; slices fill
         in batch by batch as they come."""
-        from app.methods import METHODS
+        from inference.methods import METHODS
 
         image = self._volume()
         bundle = self.session.state(image).overlay if image is not None else None
@@ -940,7 +940,7 @@ class Controller(QtCore.QObject):
         return self.session.state(image).overlay if image is not None else None
 
     def _update_overlay_panel(self) -> None:
-        from app.methods import METHODS
+        from inference.methods import METHODS
 
         panel = self.window.overlay_panel
         image, bundle = self.current_image, self._overlay_bundle()
@@ -1075,7 +1075,7 @@ class Controller(QtCore.QObject):
     # ------------------------------------------------------------------ synthesis
     def generate_patches(self, label: str, count: int, seed: int, truncation: float):
         """Lesion patches from the synthesis engine (paper 004), shown in the synthesis pane."""
-        from app.methods import first_usable
+        from inference.methods import first_usable
 
         bundle = first_usable(self.session.bundles, "generates_patches")
         if bundle is None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inference.images import png_bytes  # noqa: F401  (re-exported: the overlay exports use it)
+
 LUT_SIZE = 256  # threshold resolution vmax / 256; <= 256 entries lets Qt draw the map as an indexed image
 
 #: Perceptually uniform colour maps that stay readable with colour-vision deficiencies.
@@ -140,10 +142,3 @@ def contour_lines(value_map: np.ndarray, level: float, max_side: int = 384) -> n
         xy[-1] = np.nan
         pieces.append(xy)
     return np.concatenate(pieces) if pieces else None
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """PNG file content of a uint8 grey (H, W) or RGB (H, W, 3) array."""
-    import imageio.v3 as iio
-
-    return iio.imwrite("<bytes>", np.ascontiguousarray(pixels), extension=".png")

@@ -521,7 +521,7 @@ class Session:
         self.bundles_changed.emit()
 
     def parameters(self, method: str) -> dict[str, Any]:
-        from app.methods import METHODS
+        from inference.methods import METHODS
 
         values = self.method_parameters.setdefault(method, METHODS[method].defaults())
         return dict(values)
@@ -534,13 +534,13 @@ class Session:
                 self.style_changed.emit(bundle)
 
     def map_name(self, bundle: "Bundle") -> str:
-        from app.methods import METHODS
+        from inference.methods import METHODS
 
         spec = METHODS[bundle.method]
         return self.parameters(bundle.method).get("map", spec.maps[0] if spec.maps else "difference")
 
     def result_key(self, image: Image, frame: int, bundle: "Bundle") -> tuple:
-        from app.methods import METHODS
+        from inference.methods import METHODS
 
         return (id(image), int(frame), bundle, METHODS[bundle.method].result_key(self.parameters(bundle.method)))
 

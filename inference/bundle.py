@@ -59,14 +59,20 @@ FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 MODELS_ENV = "MAMMOLENS_MODELS"
 
-METHODS = ("projection", "translation", "inpainting", "synthesis")
-REQUIRED_ROLES: dict[str, tuple[str, ...]] = {
-    "projection": ("mapping", "synthesis", "encoder"),
-    "translation": ("generator",),
-    "inpainting": ("generator", "critic"),
-    "synthesis": ("generator",),
-}
-OPTIONAL_ROLES: dict[str, tuple[str, ...]] = {"projection": ("critic",)}
+
+
+def _spec(method: str):
+    """The registry entry of a method (the roles its bundles carry); imported late, no cycle."""
+    from inference.methods import get
+
+    return get(method)
+
+
+def _method_names() -> tuple[str, ...]:
+    from inference.methods import METHODS
+
+    return tuple(METHODS)
+
 
 # The preprocessing contract (inference/preprocess.py) implements exactly these; a bundle asking
 # for anything else would be fed inputs it was not trained on, so it is refused at load time.
@@ -211,12 +217,12 @@ class Bundle:
     def expected_size(self, role: str) -> tuple[int, str]:
         """The spatial size the role's image inputs must have, and the model.json field that says so.
 
-        Inpainting networks see one sliding window (``parameters.fov``, 256 in paper 002) of the
-        image resized to ``input.resolution``; every other method feeds the whole image.
+        A method whose registry entry names an ``input_size_parameter`` (inpainting: ``fov``, the
+        sliding window of paper 002) feeds networks that size; every other method the whole image.
         """
-        fov = self.parameters.get("fov")
-        if self.method == "inpainting" and _is_int(fov):
-            return int(fov), "parameters.fov"
+        name = _spec(self.method).input_size_parameter
+        if name is not None and _is_int(self.parameters.get(name)):
+            return int(self.parameters[name]), f"parameters.{name}"
         return self.input.resolution, "input.resolution"
 
     def check_input_size(self, role: str, input_shapes: Mapping[str, Sequence[int | None]]) -> None:
@@ -446,8 +452,9 @@ def _parse_provenance(r: _Reader, data: Any) -> dict:
 
 def _parse_networks(r: _Reader, data: Any, method: str, folder: Path) -> dict[str, dict]:
     networks = r.obj(data, "networks")
-    required = REQUIRED_ROLES[method]
-    allowed = required + OPTIONAL_ROLES.get(method, ())
+    spec = _spec(method)
+    required = spec.roles
+    allowed = required + spec.optional_roles
     for role in required:
         if role not in networks:
             raise r.error(f"model.json field 'networks' lacks the '{role}' network {_a(method)} bundle requires.")
@@ -487,13 +494,14 @@ def _parse(folder: Path, data: Any) -> Bundle:
         raise r.error(f"model.json format_version {fmt} is not supported (this mammolens reads {FORMAT_VERSION}).")
     name = r.text(r.take(data, "name", ""), "name")
     version = r.text(r.take(data, "version", ""), "version")
-    method = r.choice(r.take(data, "method", ""), "method", METHODS)
+    method = r.choice(r.take(data, "method", ""), "method", _method_names())
     description = r.text(data.get("description", ""), "description", empty=True)
     networks = _parse_networks(r, r.take(data, "networks", ""), method, folder)
     spec = _parse_input(r, r.take(data, "input", ""))
     parameters = dict(r.obj(data.get("parameters", {}), "parameters"))
-    if method == "inpainting" and "fov" in parameters:
-        r.positive_int(parameters["fov"], "parameters.fov")
+    size_parameter = _spec(method).input_size_parameter
+    if size_parameter is not None and size_parameter in parameters:
+        r.positive_int(parameters[size_parameter], f"parameters.{size_parameter}")
     calibration = _parse_calibration(r, r.take(data, "calibration", ""))
     provenance = _parse_provenance(r, r.take(data, "provenance", ""))
 
@@ -705,8 +713,8 @@ def _looks_like_path(text: str) -> bool:
 def resolve_bundle(name_or_path: str | os.PathLike | None = None, method: str | None = None, *,
                    extra_dirs: Iterable[str | os.PathLike] = ()) -> Bundle:
     """The bundle a user means: an explicit folder, else a bundle name, else the first bundle of ``method``."""
-    if method is not None and method not in METHODS:
-        raise BundleError(f"Unknown method {method!r} (known: {', '.join(METHODS)}).")
+    if method is not None and method not in _method_names():
+        raise BundleError(f"Unknown method {method!r} (known: {', '.join(_method_names())}).")
     if name_or_path is None and method is None:
         raise BundleError("Name a model bundle (a folder or a bundle name) or a method to pick one for.")
 

@@ -1,7 +1,10 @@
 """The one labels-file format (CSV) that every importer writes and every consumer reads.
 
 One row per lesion; a normal image has exactly one row with ``label == "normal"`` and no
-geometry. Columns (all text, empty when unknown):
+geometry. A foreign object (metal biopsy clip, skin marker) has its own row with
+``label == "foreign_object"``, its box and its kind in ``detail``; it is never a lesion, so an
+image whose only rows are foreign objects is a normal image (it needs no ``normal`` row).
+Columns (all text, empty when unknown):
 
 =============  ==============================================================================
 path           image file, relative to the CSV's folder (or absolute)
@@ -9,10 +12,11 @@ patient        pseudonymous patient key (never a real name); splits are made per
 laterality     ``L`` or ``R``
 view           ``CC``, ``MLO``, ... (DICOM ViewPosition vocabulary)
 split          ``train``, ``val``, ``test`` or empty
-label          ``normal`` or one lesion class of :data:`LESION_CLASSES`
-detail         finer class as the source says it (MIAS ``CIRC``/``SPIC``..., phantom shape)
+label          ``normal``, one lesion class of :data:`LESION_CLASSES` or ``foreign_object``
+detail         finer class as the source says it (MIAS ``CIRC``/``SPIC``..., phantom shape;
+               foreign objects: ``biopsy_clip``, ``skin_marker_bb``, ``skin_marker_line``)
 severity       ``benign``, ``malignant`` or empty
-x0 y0 x1 y1    lesion box in pixels of the original image, origin top-left, x1/y1 exclusive
+x0 y0 x1 y1    lesion (or foreign object) box in pixels of the original image, origin top-left, x1/y1 exclusive
 cx cy r        lesion centre and radius in pixels (origin top-left)
 slice_start    DBT: first slice (0-based, inclusive) the lesion spans
 slice_end      DBT: last slice (0-based, inclusive)
@@ -34,7 +38,9 @@ from typing import Iterable
 from inference.files import atomic_write_text
 
 LESION_CLASSES = ("mass", "calcification", "architectural_distortion", "asymmetry")
-LABELS = ("normal",) + LESION_CLASSES
+FOREIGN_OBJECT = "foreign_object"
+FOREIGN_OBJECT_KINDS = ("biopsy_clip", "skin_marker_bb", "skin_marker_line")
+LABELS = ("normal",) + LESION_CLASSES + (FOREIGN_OBJECT,)
 SPLITS = ("", "train", "val", "test")
 COLUMNS = (
     "path", "patient", "laterality", "view", "split", "label", "detail", "severity",
@@ -68,7 +74,12 @@ class LabelRow:
 
     @property
     def is_lesion(self) -> bool:
-        return self.label != "normal"
+        """A lesion row: neither ``normal`` nor a foreign object."""
+        return self.label not in ("normal", FOREIGN_OBJECT)
+
+    @property
+    def is_foreign_object(self) -> bool:
+        return self.label == FOREIGN_OBJECT
 
     def box(self) -> tuple[float, float, float, float] | None:
         """Lesion box (x0, y0, x1, y1) from the box columns, else from centre and radius."""
@@ -94,6 +105,8 @@ class LabelRow:
             raise LabelsError(f"split {self.split!r} is not train, val or test")
         if self.label == "normal" and self.box() is not None:
             raise LabelsError("a normal row carries lesion geometry")
+        if self.label == FOREIGN_OBJECT and self.box() is None:
+            raise LabelsError("a foreign_object row has no box")
         b = self.box()
         if b is not None and not (b[2] > b[0] and b[3] > b[1]):
             raise LabelsError(f"the lesion box {b} is empty")
@@ -185,7 +198,7 @@ def rows_by_image(rows: Iterable[LabelRow]) -> dict[str, list[LabelRow]]:
 
 
 def image_label(rows: list[LabelRow]) -> str:
-    """One label per image: ``normal`` or the first lesion class present."""
+    """One label per image: ``normal`` or the first lesion class present (foreign objects are not lesions)."""
     lesions = [r.label for r in rows if r.is_lesion]
     return lesions[0] if lesions else "normal"
 

@@ -14,10 +14,21 @@ Conventions, fixed once for the whole project:
   HealthyGAN's code (paper 003) picks the point where sensitivity equals specificity,
   ``argmin |tpr - (1 - fpr)|`` (its ``fnr - fpr`` equal-error point); both are offered;
 * a ratio whose denominator is zero (precision with no positive calls) is NaN, never a
-  made-up 0 or 1.
+  made-up 0 or 1;
+* :func:`auc_confidence_interval` is DeLong's (1988) interval, the one pROC and most reader
+  studies report, computed with Sun & Xu's (2014) midrank algorithm;
+* maps are 2-D arrays with a boolean breast mask of the same shape; only breast pixels count
+  (the background is zero in every method's map and would dilute any mean); a lesion box is
+  ``(x0, y0, x1, y1)`` in the map's pixel grid (x is the column, y the row, x1/y1 exclusive, as
+  in the labels file), rounded outward and clipped to the map;
+* "the top 1 %" of a map is ``max(1, ceil(top_fraction * breast pixels))`` pixels; pixels tied
+  with the cut share the remaining places equally (as ties count 0.5 in the AUC), so a flat map
+  scores exactly chance in :func:`hit_rate` whatever the pixel order.
 """
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
 from typing import Sequence
 
 import numpy as np
@@ -99,6 +110,49 @@ def roc_auc(labels, scores) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def _delong(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """Empirical AUC and DeLong's variance of it, by Sun & Xu's midrank algorithm.
+
+    DeLong's structural components are, for each abnormal score X_i, the share of normals it
+    beats, V10_i = mean_j psi(X_i, Y_j), and for each normal score Y_j the share of abnormals that
+    beat it, V01_j = mean_i psi(X_i, Y_j), with psi = 1, 0.5, 0 for >, =, <. Both average to the
+    AUC, and var(AUC) = S10 / m + S01 / n with S10, S01 their sample variances (m abnormals, n
+    normals). Sun & Xu get them without the m x n comparison matrix: with T_z the midranks among
+    all scores and T_x, T_y those within each group, V10_i = (T_z(X_i) - T_x(X_i)) / n and
+    V01_j = 1 - (T_z(Y_j) - T_y(Y_j)) / m (ties count 0.5 through the midranks). A group of one
+    has no sample variance: the variance is then NaN rather than a made-up zero.
+    """
+    x, yy = s[y], s[~y]
+    m, n = x.size, yy.size
+    t_z = _midranks(np.r_[x, yy])
+    v10 = (t_z[:m] - _midranks(x)) / n
+    v01 = 1.0 - (t_z[m:] - _midranks(yy)) / m
+    auc = float(v10.mean())
+    if m < 2 or n < 2:
+        return auc, float("nan")
+    return auc, float(v10.var(ddof=1) / m + v01.var(ddof=1) / n)
+
+
+def auc_confidence_interval(labels, scores, level: float = 0.95) -> tuple[float, float]:
+    """DeLong's normal interval ``AUC -/+ z * sqrt(var)`` for the AUC, clipped to [0, 1].
+
+    DeLong, DeLong & Clarke-Pearson (1988), computed by Sun & Xu's (2014) fast algorithm; it is
+    the interval pROC reports and needs no resampling, so it is the same number on every run.
+    On a few dozen images an AUC of 0.6 is often indistinguishable from chance; the interval
+    says so. It is (NaN, NaN) with a single normal or a single abnormal sample, and it collapses
+    to a point when the structural components do not vary (perfect separation, or all scores
+    equal): that is the method's known limit on tiny or separable sets, not certainty.
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), not {level!r}.")
+    y, s = _check_both(labels, scores)
+    auc, var = _delong(y, s)
+    if not math.isfinite(var):
+        return float("nan"), float("nan")
+    half = NormalDist().inv_cdf(0.5 + float(level) / 2.0) * math.sqrt(var)
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
 def youden_threshold(labels, scores) -> tuple[float, float]:
     """The threshold maximising J = tpr - fpr (paper 000), and J.
 
@@ -150,11 +204,16 @@ def evaluate(labels, scores, *, threshold: float | None = None, classes: Sequenc
     """Everything the papers report for one score over one data set.
 
     Returns ``n_normal``, ``n_abnormal``, ``auc``, ``youden_threshold``, ``youden_j``,
-    ``equal_sens_spec_threshold``, ``threshold`` (the one used: given, else Youden's) and
-    ``confusion`` (:func:`confusion_at` at it). With ``classes`` (one class name per sample,
-    ``"normal"`` for the negatives, e.g. the labels-file ``label`` column) also ``per_class``:
-    for each lesion class, that class's abnormal samples against all normals: ``n`` (samples of
-    the class), ``n_normal``, ``auc``, and ``tp``, ``fn``, ``sensitivity`` at the same threshold.
+    ``equal_sens_spec_threshold``, ``threshold`` (the one used: given, else Youden's),
+    ``confusion`` (:func:`confusion_at` at it) and ``auc_ci`` (``[lo, hi]``, the 95 % DeLong
+    interval of :func:`auc_confidence_interval`: an AUC without it says nothing on a small set).
+    With ``classes`` (one class name per sample, ``"normal"`` for the negatives, e.g. the
+    labels-file ``label`` column) also ``per_class``: for each lesion class, that class's
+    abnormal samples against all normals: ``n`` (samples of the class), ``n_normal``, ``auc``,
+    ``tp``, ``fn``, ``sensitivity`` at the same threshold, and the AUC's interval as two numbers
+    ``auc_ci_low`` and ``auc_ci_high`` (NaN for a class with one sample). They are two numbers,
+    not a list, because a class block is carried into a bundle's calibration
+    (:meth:`inference.bundle.Calibration.from_evaluation`), whose per-class values are numbers.
     """
     y, s = _check_both(labels, scores)
     auc = roc_auc(y, s)
@@ -173,6 +232,7 @@ def evaluate(labels, scores, *, threshold: float | None = None, classes: Sequenc
         "equal_sens_spec_threshold": equal_t,
         "threshold": used,
         "confusion": confusion_at(y, s, used),
+        "auc_ci": list(auc_confidence_interval(y, s)),
     }
     if classes is not None:
         result["per_class"] = _per_class(y, s, classes, used)
@@ -195,6 +255,7 @@ def _per_class(y: np.ndarray, s: np.ndarray, classes: Sequence[str], threshold: 
         both = np.r_[normal_scores, own]
         truth = np.r_[np.zeros(normal_scores.size, bool), np.ones(own.size, bool)]
         tp = int(np.sum(own >= threshold))
+        lo, hi = auc_confidence_interval(truth, both)
         out[name] = {
             "n": int(own.size),
             "n_normal": int(normal_scores.size),
@@ -202,5 +263,156 @@ def _per_class(y: np.ndarray, s: np.ndarray, classes: Sequence[str], threshold: 
             "tp": tp,
             "fn": int(own.size - tp),
             "sensitivity": _ratio(tp, own.size),
+            "auc_ci_low": lo,
+            "auc_ci_high": hi,
         }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# maps: focal score and localisation against lesion boxes
+
+
+def _check_map(values, breast_mask) -> tuple[np.ndarray, np.ndarray]:
+    """The map as float64 and the mask as bool, both 2-D of one shape, the map finite in the breast."""
+    v = np.asarray(values, dtype=np.float64)
+    mask = np.asarray(breast_mask)
+    if v.ndim != 2:
+        raise ValueError(f"the map must be a 2-D array, got shape {v.shape}.")
+    if mask.shape != v.shape:
+        raise ValueError(f"the breast mask must have the map's shape {v.shape}, got {mask.shape}.")
+    mask = mask.astype(bool, copy=False)
+    bad = int(np.count_nonzero(~np.isfinite(v[mask])))
+    if bad:
+        raise ValueError(f"the map has {bad} non-finite values inside the breast.")
+    return v, mask
+
+
+def _box_union(shape: tuple[int, int], boxes) -> np.ndarray:
+    """Boolean mask of the union of boxes (x0, y0, x1, y1), rounded outward and clipped to ``shape``.
+
+    Rounding outward keeps a lesion's edge pixels inside its box when the box was scaled from
+    the original image to the map's grid; clipping lets a box touch the image border.
+    """
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.ndim == 1 and b.size == 4:
+        b = b[None, :]  # one box
+    if b.size == 0:
+        b = b.reshape(0, 4)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must be (x0, y0, x1, y1) rows, got an array of shape {b.shape}.")
+    union = np.zeros(shape, dtype=bool)
+    h, w = shape
+    for i, (x0, y0, x1, y1) in enumerate(b):
+        if not np.all(np.isfinite((x0, y0, x1, y1))):
+            raise ValueError(f"box {i} has a non-finite coordinate: {tuple(float(c) for c in (x0, y0, x1, y1))}.")
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"box {i} is empty: x1 must exceed x0 and y1 y0, got "
+                             f"{tuple(float(c) for c in (x0, y0, x1, y1))}.")
+        r0, r1 = max(0, math.floor(y0)), min(h, math.ceil(y1))
+        c0, c1 = max(0, math.floor(x0)), min(w, math.ceil(x1))
+        if r1 > r0 and c1 > c0:
+            union[r0:r1, c0:c1] = True
+    return union
+
+
+def _top(values: np.ndarray, top_fraction: float) -> tuple[int, float, np.ndarray, np.ndarray, int]:
+    """The top ``top_fraction`` of ``values`` (1-D, not empty): k, the cut value, the pixels above
+    it, the pixels at it, and how many of the k places the tied pixels share."""
+    if not 0.0 < float(top_fraction) <= 1.0:
+        raise ValueError(f"top_fraction must be in (0, 1], not {top_fraction!r}.")
+    n = values.size
+    # round() first so that 0.01 * 700 = 7.000000000000001 is 7 pixels, not 8
+    k = min(n, max(1, math.ceil(round(float(top_fraction) * n, 6))))
+    cut = float(np.partition(values, n - k)[n - k])  # the k-th largest value
+    above = values > cut
+    tied = values == cut
+    return k, cut, above, tied, k - int(np.count_nonzero(above))
+
+
+def focal_score(difference_map, breast_mask, top_fraction: float = 0.01) -> float:
+    """Mean of the highest ``top_fraction`` of the map's breast pixels (at least one pixel).
+
+    A small lesion changes a few hundred of a million breast pixels, which the papers' whole-
+    breast mean barely registers; the mean of the hottest 1 % follows the strongest focal
+    change, so every evaluation reports it next to the paper's score.
+    """
+    v, mask = _check_map(difference_map, breast_mask)
+    inside = v[mask]
+    if inside.size == 0:
+        raise ValueError("the breast mask is empty, so there is no breast pixel to score.")
+    k, cut, above, _, shared = _top(inside, top_fraction)
+    return float((inside[above].sum() + shared * cut) / k)
+
+
+def box_ratio(values, breast_mask, boxes) -> float:
+    """Mean of the map over breast pixels inside the boxes / mean over breast pixels outside them.
+
+    Paper 002's Table 2 localisation ratio. On its own it proves little (a map that is merely
+    brighter where lesions tend to sit scores above 1 too), so the caller also lays the same
+    boxes on normal images of the same view and compares with :func:`paired_test`. NaN when the
+    boxes cover no breast pixel or all of them, or when the outside mean is 0.
+    """
+    v, mask = _check_map(values, breast_mask)
+    union = _box_union(v.shape, boxes)
+    inside, outside = v[mask & union], v[mask & ~union]
+    if inside.size == 0 or outside.size == 0:
+        return float("nan")
+    return _ratio(inside.mean(), outside.mean())
+
+
+def hit_rate(values, breast_mask, boxes, top_fraction: float = 0.01) -> tuple[float, float]:
+    """(hit, chance): the share of the map's top ``top_fraction`` breast pixels inside the boxes,
+    and the boxes' share of the breast.
+
+    A map without signal puts its hottest pixels inside the boxes at the chance rate, so hit
+    against chance tells "no signal" from noise on a handful of images, sooner than an AUC.
+    Pixels tied with the cut count by the share of them inside the boxes (see the module notes).
+    """
+    v, mask = _check_map(values, breast_mask)
+    inside = v[mask]
+    if inside.size == 0:
+        raise ValueError("the breast mask is empty, so there is no breast pixel to rank.")
+    in_box = _box_union(v.shape, boxes)[mask]
+    k, _, above, tied, shared = _top(inside, top_fraction)
+    hits = np.count_nonzero(above & in_box) + shared * np.count_nonzero(tied & in_box) / np.count_nonzero(tied)
+    return float(hits / k), float(np.count_nonzero(in_box) / inside.size)
+
+
+# ---------------------------------------------------------------------------------------------
+# paired comparison
+
+
+def paired_test(a, b) -> dict:
+    """Two-sided Wilcoxon signed-rank test of paired values ``a`` against ``b``.
+
+    For localisation: ``a[i]`` is lesion i's :func:`box_ratio`, ``b[i]`` the same box's ratio on
+    a normal image of the same view (the null), so only a map that follows the lesions, not the
+    places lesions tend to be, differs. Pairs where either value is NaN (or infinite) are left
+    out, as a ratio is NaN when a box misses the breast. Returns ``n`` (pairs kept), ``median_a``,
+    ``median_b``, ``median_of_differences`` (median of a - b), and scipy's ``statistic`` and
+    ``p_value`` (``scipy.stats.wilcoxon`` with its defaults: zero differences are dropped, the
+    exact distribution for small n); with no pair left everything but ``n = 0`` is NaN. All
+    differences zero gives statistic 0 and p 1 (no evidence), as scipy does, without its warning.
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"a and b must be 1-D sequences of the same length, got shapes {x.shape} and {y.shape}.")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    nan = float("nan")
+    out = {"n": int(x.size), "median_a": nan, "median_b": nan, "median_of_differences": nan,
+           "statistic": nan, "p_value": nan}
+    if x.size < 1:
+        return out
+    d = x - y
+    out.update(median_a=float(np.median(x)), median_b=float(np.median(y)), median_of_differences=float(np.median(d)))
+    if not np.any(d):
+        out.update(statistic=0.0, p_value=1.0)
+        return out
+    from scipy.stats import wilcoxon  # lazily: importing scipy.stats costs a noticeable part of a second
+
+    result = wilcoxon(x, y, alternative="two-sided")
+    out.update(statistic=float(result.statistic), p_value=float(result.pvalue))
     return out

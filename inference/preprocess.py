@@ -150,3 +150,13 @@ def preprocess(display: np.ndarray, laterality: str, resolution: int) -> ModelIn
     image = to_model_space(display, geometry)
     mask = to_model_space(breast.astype(np.float32), geometry) > 0.5
     return ModelInput(image=np.clip(image, 0.0, 1.0), mask=mask, geometry=geometry, breast=breast)
+
+
+def box_to_model_space(box, geometry: Geometry) -> tuple[float, float, float, float]:
+    """An original-grid box ``(x0, y0, x1, y1)`` (x1 / y1 exclusive) in model-space pixels."""
+    g = geometry
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if g.flipped:
+        x0, x1 = g.cols - x1, g.cols - x0
+    scale = g.resolution / g.side
+    return (x0 * scale, y0 * scale, x1 * scale, y1 * scale)

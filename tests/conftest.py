@@ -47,7 +47,8 @@ def train_tiny_healthygan(root: Path, *, resolution: int = 32, width: int = 4, i
 
     Returns the run's config; its run folder is ``root / "run"``.
     """
-    from training.healthygan import HealthyGANConfig, train_healthygan
+    from training.healthygan import HealthyGAN, HealthyGANConfig
+    from training.loop import train
     from training.phantom import generate_dataset
 
     generate_dataset(root / "data", n=8, views=("CC",), lesion_fraction=0.5, classes=("mass",),
@@ -55,5 +56,5 @@ def train_tiny_healthygan(root: Path, *, resolution: int = 32, width: int = 4, i
     cfg = HealthyGANConfig(labels=str(root / "data" / "labels.csv"), out=str(root / "run"), resolution=resolution,
                            width=width, critic_width=width, residual_blocks=residual_blocks, batch=2, iterations=iterations,
                            checkpoint_every=2, sample_every=iterations, seed=1, threads=1, command=command)
-    train_healthygan(cfg, log=lambda *a: None)
+    train(HealthyGAN(cfg), log=lambda *a: None)
     return cfg

@@ -1,5 +1,6 @@
-"""The bundled demo study: one phantom patient, four screening views (one with a mass) and one
-DBT volume with a spiculated mass, in a single study, JPEG 2000 lossless to stay small.
+"""The bundled demo study: one phantom patient, four screening views (one with a mass, one normal
+view with a metal biopsy clip) and one DBT volume with a spiculated mass, in a single study,
+JPEG 2000 lossless to stay small.
 
 Regenerate with ``mammolens phantom --demo --out resources/demo`` (deterministic: the files
 change only when the simulator does).
@@ -18,6 +19,9 @@ DEMO_DBT_SLICES = 32  # keeps the JPEG 2000 file under 10 MB
 DEMO_DBT_SPACING = 0.32
 LESION_VIEW = ("L", "MLO", "mass")
 DBT_VIEW = ("L", "CC", "mass")
+# a normal view carries a metal biopsy clip (labelled foreign_object, not a lesion), drawn from the
+# image's own foreign-object stream: the rest of the view is the same as without it
+FOREIGN_OBJECT_VIEW = ("R", "CC", "biopsy_clip")
 # The demo should show its lesions plainly: the seed search below takes the first seed whose
 # mass is at least this large (the simulator draws 5 to 30 mm).
 DEMO_MIN_MASS_MM = 15.0
@@ -37,6 +41,7 @@ def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
     from pydicom.uid import generate_uid
 
     from training.phantom import (
+        add_foreign_object,
         lesion_label_rows,
         simulate_dbt,
         simulate_mammogram,
@@ -56,10 +61,13 @@ def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
         image = _first_seed_with_large_mass(
             lambda seed: simulate_mammogram(seed, view=view, laterality=lat, shape=DEMO_SHAPE,
                                             pixel_spacing=DEMO_SPACING, lesion_classes=classes), DEMO_SEED + i)
+        if (lat, view) == FOREIGN_OBJECT_VIEW[:2]:
+            image = add_foreign_object(image, kind=FOREIGN_OBJECT_VIEW[2])
         series_uid = generate_uid(entropy_srcs=["mammolens-demo-series", lat, view, str(DEMO_SEED)])
         path = write_mammogram_dicom(out / f"MG_{lat}{view}.dcm", image, patient_index=1, study_uid=study_uid,
                                      series_uid=series_uid, instance=i + 1, compress="jpeg2000", seed=DEMO_SEED)
-        rows += lesion_label_rows(path.relative_to(out), DEMO_PATIENT, lat, view, image.lesions)
+        rows += lesion_label_rows(path.relative_to(out), DEMO_PATIENT, lat, view, image.lesions,
+                                  foreign_objects=image.foreign_objects)
     if progress:
         progress(len(views), len(views) + 1, "DBT")
     lat, view, cls = DBT_VIEW

@@ -1,16 +1,21 @@
-"""Export a trained run to a model bundle: ONNX with a dynamic batch, model.json with provenance,
-an ONNX Runtime vs torch check, and the calibration measured on held-out images.
+"""Export: a trained run (or a network in training) becomes a model bundle.
 
-The exported HealthyGAN graph takes the shared preprocessing's output directly: ``image`` of
-shape (N, 1, R, R) in [0, 1]; it returns ``intermediate`` (B_int, in [0, 1]) and ``mask``
-(M in [0, 1]). Composition (Eq. 1) and scoring stay in :mod:`inference.translation`, in numpy,
-so the formula is visible and tested in one place.
+One path for every method: the method package names its networks (:class:`ExportNetwork`:
+role, module, tensor names, an example input), the bundle's input spec and parameters; this
+module writes each as ONNX with a dynamic batch, checks ONNX Runtime against torch on random and
+real inputs, writes model.json with the provenance, and calibrates through the method's engine
+(``score_prepared`` on held-out images, the same function ``evaluate`` uses). A bundle folder is
+written as a set: built beside its destination and moved into place, so a failed export never
+leaves half a bundle.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +25,13 @@ EXPORT_TOLERANCE = 1e-4  # max |ORT - torch| allowed on random and real inputs
 OPSET = 17
 
 
-class _UnitRangeGenerator(torch.nn.Module):
-    """[0, 1] in and out around a generator that works in [-1, 1]."""
-
-    def __init__(self, generator: torch.nn.Module):
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, image: torch.Tensor):
-        intermediate, mask = self.generator(image * 2.0 - 1.0)
-        return (intermediate + 1.0) / 2.0, mask
+@dataclass
+class ExportNetwork:
+    role: str
+    module: torch.nn.Module
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    example: torch.Tensor  # in the network's own value range
 
 
 def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, input_names, output_names) -> Path:
@@ -56,60 +58,127 @@ def max_abs_difference(module: torch.nn.Module, onnx_path: Path, inputs: np.ndar
     return max(float(np.abs(o - t.numpy()).max()) for o, t in zip(ort_out.values(), torch_out))
 
 
-def export_healthygan(run_dir: str | Path, out: str | Path, *, name: str | None = None, version: str = "1",
-                      calibration_split: str = "val", log=print):
-    """Bundle from a HealthyGAN run folder (its checkpoint.pt and run.json); returns the Bundle."""
+def _to_network_range(images01: np.ndarray, value_range) -> np.ndarray:
+    lo, hi = value_range
+    return (images01 * (hi - lo) + lo).astype(np.float32)
+
+
+def write_network_bundle(method, ema: torch.nn.Module, folder: Path, *, name: str, provenance: dict,
+                         version: str = "1", calibration=None, real_inputs: np.ndarray | None = None,
+                         check: bool = True, log=lambda *a: None):
+    """The method's networks as a bundle in ``folder`` (ONNX checked against torch when ``check``)."""
     from inference.bundle import write_bundle
-    from inference.translation import TranslationModel
-    from training.data import load_images
-    from training.healthygan import HealthyGANConfig, build_networks
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ema = ema.eval().cpu()
+    spec = method.input_spec()
+    networks, parameters = {}, dict(method.bundle_parameters())
+    diffs = {}
+    for net in method.export_networks(ema):
+        path = export_onnx(net.module, net.example.cpu(), folder / f"{net.role}.onnx", net.inputs, net.outputs)
+        networks[net.role] = {"path": path, "inputs": list(net.inputs), "outputs": list(net.outputs)}
+        if check:
+            rng = np.random.default_rng(0)
+            shape = (3,) + tuple(net.example.shape[1:])
+            random = _to_network_range(rng.random(shape, dtype=np.float32), spec["value_range"])
+            diffs[net.role] = {"random": max_abs_difference(net.module, path, random)}
+            if real_inputs is not None and tuple(real_inputs.shape[1:]) == tuple(net.example.shape[2:]):
+                real = _to_network_range(real_inputs[:4, None], spec["value_range"])
+                diffs[net.role]["real"] = max_abs_difference(net.module, path, real)
+            worst = max(diffs[net.role].values())
+            log(f"ONNX Runtime vs torch ({net.role}): max |diff| "
+                + ", ".join(f"{v:.2e} on {k}" for k, v in diffs[net.role].items()))
+            if worst > EXPORT_TOLERANCE:
+                raise RuntimeError(f"the exported {net.role} differs from torch by {worst:.2e} (> {EXPORT_TOLERANCE:g})")
+    if diffs:
+        parameters["export_max_abs_diff"] = diffs[next(iter(diffs))] if len(diffs) == 1 else diffs
+    return write_bundle(folder, name=name, version=version, method=method.method, networks=networks, input=spec,
+                        parameters=parameters, calibration=calibration, provenance=provenance,
+                        description=method.description)
+
+
+def method_for_run(run_dir: Path):
+    """``(method object, checkpoint state)`` of a run folder: the method is read from the checkpoint."""
+    from inference.methods import get
+    from training.loop import CARRY, CHECKPOINT
     from training.torch_utils import load_checkpoint
 
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT if (run_dir / CHECKPOINT).is_file() else run_dir / CARRY
+    if not path.is_file():
+        raise ValueError(f"{run_dir} holds no training checkpoint ({CHECKPOINT}); is it a `mammolens train` run folder?")
+    state = load_checkpoint(path)
+    package = get(state["method"]).training_package()
+    return package.Method(package.Config(**state["config"])), state
+
+
+def calibrate(engine, data, description: str):
+    """Youden-J threshold, AUC and the equal sensitivity/specificity point on prepared images."""
+    from inference.bundle import Calibration
+    from inference.metrics import evaluate
+
+    scores = engine.score_prepared(data.images, data.masks)
+    report = evaluate((~data.is_normal).astype(int), scores, classes=data.labels)
+    return Calibration.from_evaluation(report, score=engine.spec.score, data=description)
+
+
+def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None, version: str = "1",
+               calibration_split: str = "val", log=print):
+    """Bundle from a run folder (its checkpoint and run.json), calibrated on ``calibration_split``."""
+    from inference.bundle import load_bundle
+    from inference.methods import get
+    from training.datasets import load_images
+
     run_dir, out = Path(run_dir), Path(out)
-    state = load_checkpoint(run_dir / "checkpoint.pt")
-    cfg = HealthyGANConfig(**state["config"])
+    method, state = method_for_run(run_dir)
+    cfg = method.cfg
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    generator, _ = build_networks(cfg)
-    generator.load_state_dict(state["generator_ema"])
-    wrapped = _UnitRangeGenerator(generator).eval()
-    res = cfg.resolution
+    networks = method.build_networks()
+    ema = networks[method.ema_network]
+    ema.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["ema"].items()})
+    held_out = load_images(cfg.labels, method.resolution, splits=(calibration_split,), cache_dir=run_dir)
+    provenance = {"command": run.get("command") or cfg.command, "seed": cfg.seed,
+                  "iterations": int(state["iteration"]), "code_revision": run.get("code_revision", "unknown"),
+                  "date": time.strftime("%Y-%m-%d"), "device": run.get("device", "unknown"),
+                  "training_data": Path(cfg.labels).name, "preset": cfg.preset,
+                  "train_seconds": run.get("train_seconds"), "iterations_planned": cfg.iterations,
+                  "training_sets": {k: run[k] for k in ("set_a", "set_b") if k in run},
+                  "training_data_recipe": data_recipe(Path(cfg.labels))}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        bundle = write_network_bundle(method, ema, staging, name=name or out.name, version=version,
+                                      provenance=provenance, real_inputs=held_out.images, log=log)
+        engine = get(bundle.method).load(bundle, "cpu")
+        calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'")
+        log(f"calibration on {calibration.n_normal} normal / {calibration.n_abnormal} abnormal held-out images: "
+            f"AUC {calibration.auc:.3f}, threshold {calibration.threshold:.5f} (Youden J {calibration.youden_j:.3f})")
+        data = bundle.to_dict()
+        data["calibration"] = calibration.to_dict()
+        from inference.files import atomic_write_text
 
-    held_out = load_images(cfg.labels, res, splits=(calibration_split,), cache_dir=run_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = export_onnx(wrapped, torch.rand(2, 1, res, res), Path(tmp) / "generator.onnx",
-                                ["image"], ["intermediate", "mask"])
-        rng = np.random.default_rng(0)
-        diff_random = max_abs_difference(wrapped, onnx_path, rng.random((3, 1, res, res), dtype=np.float32))
-        diff_real = max_abs_difference(wrapped, onnx_path, held_out.images[:4, None])
-        log(f"ONNX Runtime vs torch: max |diff| {diff_random:.2e} on random, {diff_real:.2e} on real inputs")
-        if max(diff_random, diff_real) > EXPORT_TOLERANCE:
-            raise RuntimeError(f"the exported generator differs from torch by {max(diff_random, diff_real):.2e} "
-                               f"(> {EXPORT_TOLERANCE:g})")
-        input_spec = {"resolution": res, "channels": 1, "value_range": [0.0, 1.0],
-                      "laterality": "flip_right_to_left", "padding": "square_away_from_chest_wall",
-                      "windowing": "dicom_voi"}
-        parameters = {"architecture": "HealthyGAN", "width": cfg.width, "residual_blocks": cfg.residual_blocks,
-                      "score": "mean of |x - B'| inside the breast (model space)",
-                      "export_max_abs_diff": {"random": diff_random, "real": diff_real}}
-        provenance = {"command": run.get("command") or cfg.command, "seed": cfg.seed, "iterations": cfg.iterations,
-                      "code_revision": run.get("code_revision", "unknown"), "date": time.strftime("%Y-%m-%d"),
-                      "device": run.get("device", "unknown"), "training_data": Path(cfg.labels).name,
-                      "training_sets": {"A_mixed": run.get("set_a"), "B_healthy": run.get("set_b")},
-                      "training_data_recipe": _data_recipe(Path(cfg.labels))}
-        bundle = write_bundle(out, name=name or out.name, version=version, method="translation",
-                              networks={"generator": onnx_path}, input=input_spec, parameters=parameters,
-                              calibration=None, provenance=provenance,
-                              description="HealthyGAN translation to a healthy image (Rahman Siddiquee et al. 2022)")
-    model = TranslationModel(bundle, device="cpu")
-    calibration = calibrate(model, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'")
-    log(f"calibration on {calibration.n_normal} normal / {calibration.n_abnormal} abnormal held-out images: "
-        f"AUC {calibration.auc:.3f}, threshold {calibration.threshold:.5f} (Youden J {calibration.youden_j:.3f})")
-    return write_bundle(out, name=bundle.name, version=version, method="translation",
-                        networks={"generator": out / "generator.onnx"}, input=input_spec, parameters=parameters,
-                        calibration=calibration, provenance=provenance, description=bundle.description)
+        atomic_write_text(staging / "model.json", json.dumps(data, indent=2) + "\n")
+        load_bundle(staging)
+        _replace_folder(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_bundle(out)
 
 
-def _data_recipe(labels: Path) -> str:
+def _replace_folder(staging: Path, out: Path) -> None:
+    """Move a finished folder into place; an old folder of that name is swapped out, then removed."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def data_recipe(labels: Path) -> str:
     """How the training data can be made again: the phantom command, or the labels file's name."""
     manifest = labels.parent / "phantom.json"
     if not manifest.is_file():
@@ -120,16 +189,8 @@ def _data_recipe(labels: Path) -> str:
            f"--lateralities {','.join(p['lateralities'])} --lesion-fraction {p['lesion_fraction']} "
            f"--classes {','.join(p['classes'])} --shape {p['shape'][0]}x{p['shape'][1]} --spacing {p['pixel_spacing']} "
            f"--bits {p['bits_stored']} --seed {m['seed']}")
+    if p.get("lesion_views") and p["lesion_views"] != "one":
+        cmd += f" --lesion-views {p['lesion_views']}"
     if p.get("splits"):
         cmd += " --splits " + ",".join(f"{v:g}" for v in p["splits"])
     return cmd
-
-
-def calibrate(model, data, description: str):
-    """Youden-J threshold, AUC and the equal sensitivity/specificity point on prepared images."""
-    from inference.bundle import Calibration
-    from inference.metrics import evaluate
-
-    scores = model.score_prepared(data.images, data.masks)
-    report = evaluate((~data.is_normal).astype(int), scores, classes=data.labels)
-    return Calibration.from_evaluation(report, score="mean |x - B'| inside the breast", data=description)

@@ -1,11 +1,13 @@
-"""Tiny helpers shared by the training loops: seeding, distributed setup, EMA, checkpoints,
-a text progress bar. Nothing here knows a method."""
+"""Tiny helpers shared by the training loop and the method packages: seeding, distributed setup,
+EMA, the WGAN-GP gradient penalty, checkpoint I/O (loaded with ``weights_only=True``), the code
+revision, a text progress bar. Nothing here knows a method."""
 from __future__ import annotations
 
 import copy
 import io
 import os
 import random
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -91,7 +93,32 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint as plain tensors and containers: ``weights_only=True`` never runs pickled code."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def compact_state(state_dict: dict) -> dict:
+    """Floating-point tensors as float16: the carry checkpoint that moves between short GPU leases."""
+    return {k: (v.half() if v.is_floating_point() else v) for k, v in state_dict.items()}
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(|grad D(x_hat)|_2 - 1)^2] on random interpolates."""
+    alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device)
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    out = critic(x_hat)
+    grad = torch.autograd.grad(out, x_hat, torch.ones_like(out), create_graph=True)[0]
+    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def code_revision() -> str:
+    """The git revision the code runs from, or "unknown" outside a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 class ProgressBar:

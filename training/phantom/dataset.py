@@ -6,6 +6,7 @@ Layout under ``out_dir``::
     P0009/DBT_L_CC.dcm                                       a DBT volume (its own patient/study)
     P0009/DBT_L_CC/IMG_xxxx.dcm                              ... or a legacy series (legacy_dbt=True)
     masks/P0001_L_CC_0.png                                   one mask per lesion (0/255)
+    masks/P0001_L_CC_fo0.png                                 one mask per foreign object (0/255)
     phantom.json                                             parameters + per-image ground truth
     labels.csv                                               the mammolens labels file
 """
@@ -29,6 +30,7 @@ from .dicom_writer import (
     write_legacy_dbt_series,
     write_mammogram_dicom,
 )
+from .foreign import FOREIGN_OBJECT_KINDS, FOREIGN_OBJECT_LABEL, ForeignObject, add_foreign_object
 from .lesions import LESION_CLASSES, PhantomLesion
 from .mammogram import child, simulate_mammogram
 
@@ -56,16 +58,23 @@ def _write_mask(path: Path, mask: np.ndarray) -> Path:
     return path
 
 
-def lesion_label_rows(path, patient: str, laterality: str, view: str, lesions, split: str = "") -> list[LabelRow]:
-    """The labels-file rows of one phantom image: one per lesion, or one ``normal`` row.
+def lesion_label_rows(
+    path, patient: str, laterality: str, view: str, lesions, split: str = "", foreign_objects=()
+) -> list[LabelRow]:
+    """The labels-file rows of one phantom image: one per lesion and one per foreign object, or
+    one ``normal`` row when there are neither.
 
     ``lesions`` are :class:`PhantomLesion` objects or their ``to_dict()`` records (as stored in
     ``phantom.json``); either way the geometry is the record's, rounded to 0.001 pixel, so rows
-    rebuilt from a manifest equal the rows written with it.
+    rebuilt from a manifest equal the rows written with it. ``foreign_objects`` are
+    :class:`ForeignObject` objects or their records: each gives a ``foreign_object`` row with its
+    box and its kind as ``detail`` (never a lesion; an image with only foreign objects is normal
+    and has no ``normal`` row).
     """
     base = dict(path=str(path), patient=patient, laterality=laterality, view=view, split=split)
     records = [les.to_dict() if isinstance(les, PhantomLesion) else les for les in lesions]
-    if not records:
+    objects = [obj.to_dict() if isinstance(obj, ForeignObject) else obj for obj in foreign_objects]
+    if not records and not objects:
         return [LabelRow(**base, label="normal")]
     rows = []
     for rec in records:
@@ -86,12 +95,19 @@ def lesion_label_rows(path, patient: str, laterality: str, view: str, lesions, s
                 slice_end=rec.get("slice_end"),
             )
         )
+    for obj in objects:
+        x0, y0, x1, y1 = obj["box"]
+        rows.append(
+            LabelRow(**base, label=FOREIGN_OBJECT_LABEL, detail=obj["kind"], x0=float(x0), y0=float(y0),
+                     x1=float(x1), y1=float(y1))
+        )
     return rows
 
 
 def _manifest_rows(entry: dict) -> list[LabelRow]:
     return lesion_label_rows(
-        entry["path"], entry["patient"], entry["laterality"], entry["view"], entry["lesions"], entry.get("split", "")
+        entry["path"], entry["patient"], entry["laterality"], entry["view"], entry["lesions"], entry.get("split", ""),
+        foreign_objects=entry.get("foreign_objects", ()),
     )
 
 
@@ -148,6 +164,8 @@ def generate_dataset(
     seed: int = 0,
     splits: Sequence[float] | None = None,
     masks: bool = True,
+    foreign_objects: float = 0.0,
+    foreign_object_kinds: Sequence[str] = FOREIGN_OBJECT_KINDS,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[LabelRow]:
     """Write a phantom data set and return its label rows (paths relative to ``out_dir``).
@@ -162,6 +180,15 @@ def generate_dataset(
     single-frame series (the label path is then the series folder). ``splits`` =
     (train, val, test) fractions assigns whole patients. ``progress(done, total, name)`` is called
     after each image with the image's path. Deterministic for ``seed``.
+
+    ``foreign_objects`` is the fraction of the 2D images (chosen at random over all of them,
+    normal or not; DBT volumes never) that get one metal foreign object, its kind drawn from
+    ``foreign_object_kinds`` (see :mod:`training.phantom.foreign`); it is labelled
+    ``foreign_object`` and recorded in the manifest, never counted as a lesion. The choice and the
+    objects come from their own random streams and are drawn on the finished images, so every
+    other pixel, file and label is the same as without them: the same call with
+    ``foreign_objects=0`` writes each object's twin, equal outside the object's mask (the DICOM
+    windows too).
     """
     out = Path(out_dir)
     n = int(n)
@@ -181,6 +208,13 @@ def generate_dataset(
         raise ValueError("lesion_fraction must be between 0 and 1")
     if any(c not in LESION_CLASSES for c in classes) or (lesion_fraction > 0 and not classes):
         raise ValueError(f"classes must be taken from {', '.join(LESION_CLASSES)}")
+    if not 0.0 <= float(foreign_objects) <= 1.0:
+        raise ValueError("foreign_objects must be a fraction between 0 and 1")
+    foreign_object_kinds = tuple(foreign_object_kinds)
+    if any(k not in FOREIGN_OBJECT_KINDS for k in foreign_object_kinds) or (
+        foreign_objects > 0 and not foreign_object_kinds
+    ):
+        raise ValueError(f"foreign object kinds must be taken from {', '.join(FOREIGN_OBJECT_KINDS)}")
     out.mkdir(parents=True, exist_ok=True)
     root = np.random.SeedSequence(int(seed))
     plan = np.random.default_rng(child(root, 0))
@@ -190,6 +224,12 @@ def generate_dataset(
     images_per_patient = [(lat, view) for view in views for lat in lateralities]
     patient_keys = [f"P{i + 1:04d}" for i in range(n + dbt)]
     split_of = _patient_splits(patient_keys, splits, seed)
+    n_2d = n * len(images_per_patient)
+    n_objects = int(round(float(foreign_objects) * n_2d))
+    with_object = set()
+    if n_objects:  # its own stream: the rest of the plan does not depend on it
+        picks = np.random.default_rng(child(root, 4)).choice(n_2d, n_objects, replace=False)
+        with_object = {int(i) for i in picks}
     class_counter = 0
     total = n * len(images_per_patient) + dbt
     done = 0
@@ -206,6 +246,16 @@ def generate_dataset(
             recs.append(rec)
         return recs
 
+    def object_entries(key, stem, objects):
+        recs = []
+        for i, obj in enumerate(objects):
+            rec = obj.to_dict()
+            if masks:
+                mp = _write_mask(mask_dir / f"{key}_{stem}_fo{i}.png", obj.mask)
+                rec["mask"] = mp.relative_to(out).as_posix()
+            recs.append(rec)
+        return recs
+
     def add_entry(pi, lat, view, rel, kind, phantom_seed, phantom, mask_stem, **volume_fields):
         """Record one written image or volume (a PhantomImage or PhantomVolume) and report progress."""
         nonlocal done
@@ -218,6 +268,8 @@ def generate_dataset(
                 "pixel_spacing": phantom.pixel_spacing, "bits_stored": phantom.bits_stored,
                 "density": round(phantom.density, 4), "beta": round(phantom.beta, 4),
                 "lesions": lesion_entries(key, mask_stem, phantom.lesions),
+                **({"foreign_objects": object_entries(key, mask_stem, phantom.foreign_objects)}
+                   if kind == "2d" else {}),
             }
         )
         done += 1
@@ -246,6 +298,8 @@ def generate_dataset(
                 img_seed, view=view, laterality=lat, shape=shape, pixel_spacing=pixel_spacing,
                 lesion_classes=cls, bits_stored=bits_stored, density=density, beta=beta,
             )
+            if pi * len(images_per_patient) + ii in with_object:
+                img = add_foreign_object(img, img_seed, kinds=foreign_object_kinds)
             instance_in_series[view] += 1
             rel = f"{key}/{lat}_{view}.dcm"
             write_mammogram_dicom(
@@ -293,7 +347,8 @@ def generate_dataset(
             "pixel_spacing": float(pixel_spacing), "dbt": dbt, "dbt_slices": int(dbt_slices),
             "dbt_shape": list(dbt_shape), "legacy_dbt": bool(legacy_dbt), "compress": compress,
             "bits_stored": int(bits_stored), "splits": list(splits) if splits is not None else None,
-            "masks": bool(masks),
+            "masks": bool(masks), "foreign_objects": float(foreign_objects),
+            "foreign_object_kinds": list(foreign_object_kinds),
         },
         "coordinates": "pixels, origin top-left, box x1/y1 exclusive; slices 0-based inclusive",
         "images": entries,

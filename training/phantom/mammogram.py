@@ -11,6 +11,9 @@ from .lesions import LESION_CLASSES, LesionModel, PhantomLesion, draw_lesions, p
 # children of the image's SeedSequence (kept stable so adding a lesion never changes the anatomy);
 # a DBT volume uses the same numbering, its tissue layers drawing from the texture's child
 ANATOMY_STREAM, TEXTURE_STREAM, LESION_STREAM, NOISE_STREAM = range(4)
+# foreign objects (foreign.py) are drawn on the finished image from this child alone, so adding one
+# changes nothing else
+FOREIGN_OBJECT_STREAM = 4
 
 
 def seed_sequence(seed) -> np.random.SeedSequence:
@@ -125,12 +128,17 @@ class PhantomImage:
     density: float = 0.0
     beta: float = 0.0
     thickness_mm: float = 0.0
+    foreign_objects: list = field(default_factory=list)  # foreign.ForeignObject records
+    presets: list[tuple[float, float, str]] | None = None  # fixed VOI windows (kept from the twin)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.pixels.shape
 
     def window_presets(self) -> list[tuple[float, float, str]]:
+        """The VOI windows: ``presets`` when set (an image with a foreign object keeps its twin's)."""
+        if self.presets is not None:
+            return list(self.presets)
         return window_presets(self.pixels, self.breast_mask, self.bits_stored)
 
 

@@ -1,7 +1,13 @@
-"""Training data from a labels file: images read through the study loader, windowed with their
-default VOI preset and put through the shared preprocessing contract (:mod:`inference.preprocess`),
-exactly as inference will see them. Prepared arrays are cached beside the run (``.npz``), keyed
-by the labels file's content, the resolution and the split, so a resumed run starts at once.
+"""Training and evaluation data from a labels file, three shapes of it:
+
+* whole images (:func:`load_images`): read through the study loader, windowed with their default
+  VOI preset and put through the shared preprocessing contract (:mod:`inference.preprocess`),
+  exactly as inference will see them, with each image's lesion and foreign-object boxes carried
+  into model space. Prepared arrays are cached beside the run (``.npz``), keyed by the labels
+  file's content, the resolution and the split, so a resumed run starts at once;
+* sliding windows (:func:`window_origins`): the field-of-view windows of paper 002 that lie on
+  breast tissue;
+* lesion ROIs (:func:`lesion_rois`): patches cut around annotated lesions (paper 004).
 """
 from __future__ import annotations
 
@@ -15,9 +21,11 @@ import numpy as np
 
 from inference.files import atomic_write_bytes
 from inference.labels import image_label, read_labels, rows_by_image
-from inference.preprocess import preprocess
+from inference.preprocess import box_to_model_space, preprocess
 
-CACHE_VERSION = 1
+FOREIGN_OBJECT = "foreign_object"
+
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -28,6 +36,8 @@ class PreparedImages:
     patients: list[str]
     paths: list[str]  # as written in the labels file
     splits: list[str]
+    boxes: list[list[tuple[float, float, float, float]]]  # lesion boxes per image, model space
+    objects: list[list[tuple[float, float, float, float]]]  # foreign-object boxes per image, model space
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -36,7 +46,8 @@ class PreparedImages:
         idx = np.flatnonzero(np.asarray(keep, dtype=bool))
         return PreparedImages(self.images[idx], self.masks[idx], [self.labels[i] for i in idx],
                               [self.patients[i] for i in idx], [self.paths[i] for i in idx],
-                              [self.splits[i] for i in idx])
+                              [self.splits[i] for i in idx], [self.boxes[i] for i in idx],
+                              [self.objects[i] for i in idx])
 
     @property
     def is_normal(self) -> np.ndarray:
@@ -65,10 +76,11 @@ def load_images(labels_path: str | Path, resolution: int, *, splits=None, cache_
             with np.load(cache, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 return PreparedImages(z["images"], z["masks"], meta["labels"], meta["patients"], meta["paths"],
-                                      meta["splits"])
+                                      meta["splits"], [[tuple(b) for b in bs] for bs in meta["boxes"]],
+                                      [[tuple(b) for b in bs] for bs in meta["objects"]])
     grouped = rows_by_image(read_labels(labels_path))
     items = [(p, rows) for p, rows in grouped.items() if not splits or rows[0].split in splits]
-    images, masks, labels, patients, paths, split_names = [], [], [], [], [], []
+    images, masks, labels, patients, paths, split_names, boxes, objects = [], [], [], [], [], [], [], []
     for i, (path, rows) in enumerate(items):
         if progress:
             progress(i, len(items), Path(path).name)
@@ -83,12 +95,16 @@ def load_images(labels_path: str | Path, resolution: int, *, splits=None, cache_
         patients.append(rows[0].patient or path)
         paths.append(path)
         split_names.append(rows[0].split)
+        in_model = [(r.label, box_to_model_space(r.box(), prepared.geometry)) for r in rows if r.box() is not None]
+        boxes.append([b for label, b in in_model if label not in ("normal", FOREIGN_OBJECT)])
+        objects.append([b for label, b in in_model if label == FOREIGN_OBJECT])
     if not images:
         raise ValueError(f"{labels_path.name} lists no 2D image in split(s) {splits or 'any'}")
-    data = PreparedImages(np.stack(images).astype(np.float32), np.stack(masks), labels, patients, paths, split_names)
+    data = PreparedImages(np.stack(images).astype(np.float32), np.stack(masks), labels, patients, paths, split_names,
+                          boxes, objects)
     if cache is not None:
         buffer = io.BytesIO()
-        meta = dict(labels=labels, patients=patients, paths=paths, splits=split_names)
+        meta = dict(labels=labels, patients=patients, paths=paths, splits=split_names, boxes=boxes, objects=objects)
         np.savez_compressed(buffer, images=data.images, masks=data.masks, meta=json.dumps(meta))
         atomic_write_bytes(cache, buffer.getvalue())
     return data
@@ -109,3 +125,37 @@ def healthy_and_mixed_sets(train: PreparedImages, b_fraction: float = 0.5, seed:
         if normal_only else set()
     in_b = np.array([p in chosen for p in train.patients])
     return train.select(~in_b), train.select(in_b)
+
+
+def window_origins(breast: np.ndarray, fov: int, stride: int, min_breast: float = 0.5) -> np.ndarray:
+    """Top-left corners ``(row, col)`` of the ``fov`` windows, every ``stride`` pixels, whose
+    breast share is at least ``min_breast`` (paper 002 slides over breast tissue only)."""
+    rows, cols = breast.shape
+    if rows < fov or cols < fov:
+        return np.zeros((0, 2), dtype=np.intp)
+    integral = np.pad(np.cumsum(np.cumsum(breast.astype(np.int64), 0), 1), ((1, 0), (1, 0)))
+    r = np.arange(0, rows - fov + 1, stride)
+    c = np.arange(0, cols - fov + 1, stride)
+    rr, cc = np.meshgrid(r, c, indexing="ij")
+    area = integral[rr + fov, cc + fov] - integral[rr, cc + fov] - integral[rr + fov, cc] + integral[rr, cc]
+    keep = area >= min_breast * fov * fov
+    return np.stack([rr[keep], cc[keep]], axis=1)
+
+
+def lesion_rois(data: PreparedImages, size: int = 64, margin: float = 1.5) -> tuple[np.ndarray, list[str]]:
+    """Square patches around every lesion box of prepared images, resized to ``size`` (paper 004:
+    crop, resize to 64, scale later to [-1, 1]); the crop side is ``margin`` x the box's longer side."""
+    from skimage.transform import resize
+
+    patches, classes = [], []
+    for image, label, boxes in zip(data.images, data.labels, data.boxes):
+        for x0, y0, x1, y1 in boxes:
+            side = max(4.0, margin * max(x1 - x0, y1 - y0))
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            r0, c0 = int(round(cy - side / 2)), int(round(cx - side / 2))
+            n = int(round(side))
+            padded = np.pad(image, n, mode="edge")
+            crop = padded[r0 + n : r0 + 2 * n, c0 + n : c0 + 2 * n]
+            patches.append(resize(crop, (size, size), order=1, anti_aliasing=True, preserve_range=True))
+            classes.append(label)
+    return np.asarray(patches, dtype=np.float32).reshape(-1, size, size), classes
