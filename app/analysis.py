@@ -1,4 +1,4 @@
-"""Headless runs of a method over a study or a cohort: `mammolens analyze` and `evaluate`.
+"""Headless runs of a method over a study or a cohort: `mammolens analyze` (`evaluate`: app.evaluation).
 
 Outputs never carry patient identifiers: each image is named by its pseudonymous patient key,
 study number and view ("Patient-1_study1_R-CC"), never by its file name (which often holds a
@@ -16,22 +16,17 @@ import numpy as np
 
 from inference.files import atomic_write_bytes, atomic_write_text
 
-METHODS = {"healthygan": "translation", "translation": "translation"}
 
-
-def load_model(method: str, model: str | None = None, device: str = "auto"):
-    """The runnable model of ``method`` from an explicit bundle, a bundle name, or the bundled default."""
+def load_engine(method: str, model: str | None = None, device: str = "auto"):
+    """The engine of ``method`` (a registry name or alias) for an explicit bundle, a bundle name, or
+    the first bundle of that method found."""
     from inference.bundle import resolve_bundle
+    from inference.methods import get
 
-    kind = METHODS.get(method)
-    if kind is None:
-        raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
-    bundle = resolve_bundle(model, method=kind)
-    if kind == "translation":
-        from inference.translation import TranslationModel
-
-        return TranslationModel(bundle, device=device)
-    raise ValueError(f"method {method!r} has no engine yet")
+    spec = get(method)
+    if not spec.has_engine:
+        raise ValueError(f"{spec.title} has no engine in this version")
+    return spec.load(resolve_bundle(model, method=spec.method), device)
 
 
 def _safe(text: str) -> str:
@@ -39,12 +34,17 @@ def _safe(text: str) -> str:
 
 
 def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str | None = None, device: str = "auto",
-                 all_slices: bool = False, progress=None, cancel=None) -> dict:
+                 all_slices: bool = False, progress=None, cancel=None, parameters: dict | None = None) -> dict:
     """Run ``method`` on every image under ``path``; write maps, overlays and a score table."""
-    from app.heatmap import VIRIDIS, compose, png_bytes, rgba_table, summarise
+    from app.heatmap import VIRIDIS, compose, rgba_table, summarise
+    from inference.images import png_bytes
     from app.study import open_path
 
-    engine = load_model(method, model, device)
+    engine = load_engine(method, model, device)
+    if not engine.spec.produces_map:
+        raise ValueError(f"{engine.spec.title} does not produce maps; analyze runs map methods")
+    run_arguments = engine.spec.run_arguments(parameters or {})
+    main = engine.spec.maps[0]  # the method's main map (difference / error / heatmap)
     studies = open_path(path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,9 +75,9 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
 
             for i, r in enumerate(engine.run_many(displays, [image.laterality] * len(part),
                                                   frames=part if image.is_volume else None, progress=step,
-                                                  cancel=cancel)):
+                                                  cancel=cancel, **run_arguments)):
                 if volume is not None:
-                    volume[start + i] = r.maps["difference"]
+                    volume[start + i] = r.maps[main]
                 if shown is None or r.score > shown.score:
                     if shown is not None:
                         shown.maps = {}
@@ -88,8 +88,8 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
         done += len(frames)
         k_shown = frames[results.index(shown)]
         suffix = f"_slice{k_shown + 1:03d}" if image.is_volume else ""
-        map_file, overlay_file = f"{name}{suffix}_difference.npy", f"{name}{suffix}_overlay.png"
-        difference = shown.maps["difference"]
+        map_file, overlay_file = f"{name}{suffix}_{main}.npy", f"{name}{suffix}_overlay.png"
+        difference = shown.maps[main]
         np.save(buf := io.BytesIO(), difference.astype(np.float32))
         atomic_write_bytes(out / map_file, buf.getvalue())
         # coloured as the viewer colours it by default: the hottest 5 % of the breast over viridis
@@ -98,7 +98,7 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
         atomic_write_bytes(out / overlay_file, png_bytes(compose(shown_display, difference, table, summary.vmax, 0.6)))
         if volume is not None:
             np.save(buf := io.BytesIO(), volume)
-            atomic_write_bytes(out / f"{name}_difference_volume.npy", buf.getvalue())
+            atomic_write_bytes(out / f"{name}_{main}_volume.npy", buf.getvalue())
         for k, r in zip(frames, results):
             records.append({
                 "image": name, "laterality": image.laterality, "view": image.view,
@@ -107,7 +107,8 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
                 "map": map_file if r is shown else "", "overlay": overlay_file if r is shown else "",
                 "seconds": round(sum(r.timings.values()), 4),
             })
-    summary = {"method": method, "bundle": engine.bundle.name, "bundle_version": engine.bundle.version,
+    summary = {"method": engine.spec.method, "parameters": run_arguments, "fallback_reason": engine.fallback_reason,
+               "bundle": engine.bundle.name, "bundle_version": engine.bundle.version,
                "provider": engine.provider, "images": len(jobs), "results": records,
                "unreadable": [str(f) for f in studies.failures]}
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2))
@@ -117,21 +118,3 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     writer.writerows(records)
     atomic_write_text(out / "results.csv", text.getvalue())
     return summary
-
-
-def evaluate_labels(labels: str | Path, *, method: str = "healthygan", model: str | None = None, split: str = "test",
-                    device: str = "auto", progress=None) -> dict:
-    """Scores of every 2D image of a labels split; metrics at the bundle's calibrated threshold."""
-    from inference.metrics import evaluate
-    from training.data import load_images
-
-    engine = load_model(method, model, device)
-    data = load_images(labels, engine.resolution, splits=(split,), progress=progress)
-    scores = engine.score_prepared(data.images, data.masks)
-    truth = (~data.is_normal).astype(int)
-    threshold = engine.bundle.calibration.threshold if engine.bundle.calibration else None
-    report = evaluate(truth, scores, threshold=threshold, classes=data.labels)
-    report.update(bundle=engine.bundle.name, split=split, labels=Path(labels).name,
-                  n_normal=int((truth == 0).sum()), n_abnormal=int((truth == 1).sum()),
-                  threshold_source="bundle calibration" if threshold is not None else "Youden J on this split")
-    return report

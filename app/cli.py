@@ -54,6 +54,41 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _trainable_names() -> list[str]:
+    from inference.methods import trainable
+
+    return [n for spec in trainable() for n in spec.names]
+
+
+def _method_arguments(p: argparse.ArgumentParser) -> None:
+    """--method, --model and one flag per run parameter of the registry (declared once there)."""
+    from inference.methods import METHODS, method_names
+
+    p.add_argument("--method", default="translation", choices=method_names(),
+                   help="the method (default translation, alias healthygan)")
+    p.add_argument("--model", help="bundle folder or name (default: the first bundle of the method)")
+    seen = set()
+    for spec in METHODS.values():
+        for param in spec.parameters:
+            if param.name in seen or param.name == "map":
+                continue
+            seen.add(param.name)
+            kind = type(param.default)
+            p.add_argument(param.flag, dest=f"param_{param.name}", type=kind if kind is not bool else None,
+                           choices=param.choices or None, default=None,
+                           help=f"{param.help} ({spec.title}; default {param.default})")
+
+
+def _parameters(args, spec) -> dict:
+    """The run parameters of ``spec`` the user set (checked against the registry's ranges)."""
+    values = {}
+    for param in spec.parameters:
+        value = getattr(args, f"param_{param.name}", None)
+        if value is not None:
+            values[param.name] = param.parse(value)
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mammolens",
@@ -100,25 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="write the bundled demo study instead (one patient, 4 views + 1 DBT); other options ignored")
 
-    p = sub.add_parser("train", help="train a model (needs the `train` extra: torch)")
-    tsub = p.add_subparsers(dest="model_kind", metavar="METHOD", required=True)
-    q = tsub.add_parser("healthygan", help="HealthyGAN translation (paper 003)")
-    q.add_argument("--labels", type=Path, required=True, help="labels CSV with train / val splits")
-    q.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples); resumes if present")
-    q.add_argument("--resolution", type=int, default=128)
-    q.add_argument("--width", type=int, default=16, help="generator base width (paper: 64)")
-    q.add_argument("--critic-width", type=int, default=16, help="critic base width (paper: 64)")
-    q.add_argument("--batch", type=int, default=8, help="images per set and step (paper: 16)")
-    q.add_argument("--iterations", type=int, default=4000, help="critic updates (paper: 400000)")
-    q.add_argument("--checkpoint-every", type=int, default=250)
-    q.add_argument("--sample-every", type=int, default=500)
-    q.add_argument("--validate-every", type=int, default=500,
-                   help="AUC of the EMA generator on the val split every N iterations (0: never); kept in validation.csv")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p = sub.add_parser("train", help="train a method's model (needs the `train` extra: torch); "
+                                     "`mammolens train METHOD --help` lists its settings")
+    p.add_argument("method", metavar="METHOD", help="a registered method: " + ", ".join(_trainable_names()))
+    p.add_argument("settings", nargs=argparse.REMAINDER, help="--labels CSV --out RUN [--preset paper|cpu|gpu] ...")
 
-    p = sub.add_parser("export", help="export a training run to a model bundle (ONNX + model.json)")
+    p = sub.add_parser("train-all", help="train every registered method's preset within a time budget each, "
+                                         "export bundles and write their evaluation cards (the GPU lease command)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the data, runs and bundles (resumes)")
+    p.add_argument("--preset", default="gpu", help="preset of every method (default gpu)")
+    p.add_argument("--minutes", type=float, default=4.0, help="training budget per method in minutes")
+    p.add_argument("--budget", action="append", default=[], metavar="METHOD=MINUTES",
+                   help="a method's own budget (repeatable)")
+    p.add_argument("--patients", type=int, default=400, help="phantom patients to simulate once (default 400)")
+    p.add_argument("--phantom-shape", type=_shape, default=(512, 416), help="phantom image size (default 512x416)")
+    p.add_argument("--spacing", type=float, default=0.4, help="phantom pixel spacing in mm (default 0.4)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting of every method's preset (e.g. resolution=32)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    p = sub.add_parser("export", help="export a training run to a model bundle (ONNX + model.json); the method is "
+                                      "read from the run")
     p.add_argument("run", type=Path, help="the run folder written by `mammolens train`")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--name", help="bundle name (default: the folder name)")
@@ -127,19 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="run a method over a file / folder and write maps, overlays, scores")
     p.add_argument("path", type=Path)
-    p.add_argument("--method", default="healthygan", choices=("healthygan",))
-    p.add_argument("--model", help="bundle folder or name (default: the bundled model of the method)")
+    _method_arguments(p)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--all-slices", action="store_true", help="DBT: every slice, not only the central one")
 
-    p = sub.add_parser("evaluate", help="score a labels split and report AUC / sensitivity / specificity")
+    p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
     p.add_argument("--labels", type=Path, required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--method", default="healthygan", choices=("healthygan",))
-    p.add_argument("--model", help="bundle folder or name")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _method_arguments(p)
     p.add_argument("--json", type=Path, help="also write the full report here")
+    p.add_argument("--card", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the evaluation card (card.json, card.md) into the bundle (default on)")
+    p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
+                   help="train the supervised ceiling for the card (needs torch; default on)")
 
     p = sub.add_parser("dataset", help="dataset tools")
     dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
@@ -199,18 +236,23 @@ def _dispatch(args) -> int:
         return _dataset_import(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "train-all":
+        return _train_all(args)
     if args.command == "export":
-        from training.export import export_healthygan
+        from training.export import export_run
 
-        bundle = export_healthygan(args.run, args.out, name=args.name, version=args.bundle_version,
-                                   calibration_split=args.calibration_split)
-        print(f"wrote bundle {bundle.name} to {args.out}")
+        bundle = export_run(args.run, args.out, name=args.name, version=args.bundle_version,
+                            calibration_split=args.calibration_split)
+        print(f"wrote bundle {bundle.name} ({bundle.method}) to {args.out}")
         return 0
     if args.command == "analyze":
         from app.analysis import analyze_path
+        from inference.methods import get
 
-        summary = analyze_path(args.path, args.method, args.out, model=args.model, device=args.device,
-                               all_slices=args.all_slices, progress=_progress)
+        spec = get(args.method)
+        summary = analyze_path(args.path, args.method, args.out, model=args.model,
+                               device=getattr(args, "param_device", None) or "auto",
+                               all_slices=args.all_slices, progress=_progress, parameters=_parameters(args, spec))
         print(file=sys.stderr)
         for r in summary["results"]:
             slice_text = f" slice {r['slice']}" if r["slice"] else ""
@@ -254,42 +296,61 @@ def _phantom(args) -> int:
 
 
 def _train(args) -> int:
+    from inference.methods import get
+
+    spec = get(args.method)
+    if spec.training is None:
+        raise SystemExit(f"mammolens: {spec.title} has no training package in this version")
     try:
-        from training.healthygan import HealthyGANConfig, command_line, train_healthygan
+        package = spec.training_package()
+        from training.loop import command_line, config_parser, train
     except ImportError as exc:
         raise SystemExit(f"mammolens: training needs torch: pip install 'mammolens[train]' ({exc})") from None
-    cfg = HealthyGANConfig(labels=str(args.labels), out=str(args.out), resolution=args.resolution, width=args.width,
-                           critic_width=args.critic_width, batch=args.batch, iterations=args.iterations,
-                           checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, validate_every=args.validate_every, seed=args.seed,
-                           device=args.device, threads=args.threads, command=command_line())
-    out = train_healthygan(cfg)
+    parser = config_parser(f"mammolens train {args.method}", package.Config, package.PRESETS)
+    settings = parser.parse_args(args.settings)
+    cfg = settings.make_config(command=command_line())
+    out = train(package.Method(cfg))
     print(f"run in {out}; export with: mammolens export {out} --out BUNDLE")
+    return 0
+
+
+def _train_all(args) -> int:
+    try:
+        from app.train_all import train_all
+    except ImportError as exc:
+        raise SystemExit(f"mammolens: training needs torch: pip install 'mammolens[train]' ({exc})") from None
+    budgets = {}
+    for item in args.budget:
+        name, _, minutes = item.partition("=")
+        try:
+            budgets[name] = float(minutes)
+        except ValueError:
+            raise SystemExit(f"mammolens: --budget takes METHOD=MINUTES, not {item!r}") from None
+    overrides = dict(item.partition("=")[::2] for item in args.set)
+    bundles = train_all(args.out, preset=args.preset, minutes=args.minutes, budgets=budgets, patients=args.patients,
+                        shape=args.phantom_shape, spacing=args.spacing, overrides=overrides, device=args.device)
+    for bundle in bundles:
+        print(f"{bundle.method}: bundle {bundle.path}")
     return 0
 
 
 def _evaluate(args) -> int:
     import json
 
-    from app.analysis import evaluate_labels
+    from app.evaluation import evaluate_bundle, format_report
+    from inference.methods import get
 
-    report = evaluate_labels(args.labels, model=args.model, split=args.split, device=args.device, method=args.method)
+    spec = get(args.method)
+    report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split,
+                             device=getattr(args, "param_device", None) or "auto", card=args.card,
+                             ceiling=args.ceiling, progress=_progress)
+    print(file=sys.stderr)
     print(format_report(report))
     if args.json:
         from inference.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report, indent=2, default=float))
     return 0
-
-
-def format_report(report: dict) -> str:
-    at = report["confusion"]
-    lines = [f"{report['bundle']} on {report['labels']} split '{report['split']}': {report['n_normal']} normal, "
-             f"{report['n_abnormal']} abnormal; threshold {report['threshold']:.5f} ({report['threshold_source']})",
-             f"overall  AUC {report['auc']:.3f}  sensitivity {at['sensitivity']:.3f}  specificity "
-             f"{at['specificity']:.3f}  precision {at['precision']:.3f}  F1 {at['f1']:.3f}"]
-    for cls, block in (report.get("per_class") or {}).items():
-        lines.append(f"{cls:<25} n={block['n']:<4} AUC {block['auc']:.3f}  sensitivity {block['sensitivity']:.3f}")
-    return "\n".join(lines)
 
 
 def _dataset_import(args) -> int:

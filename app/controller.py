@@ -1023,7 +1023,7 @@ class Controller(QtCore.QObject):
         map as .npy, in the original pixel grid; named from the pseudonymous patient key and view
         only. Runs as a job: encoding a full-field PNG takes longer than the UI may stall."""
         from app.heatmap import compose
-        from app.heatmap import png_bytes
+        from inference.images import png_bytes
         from inference.files import atomic_write_bytes
 
         image = self.current_image

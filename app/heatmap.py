@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference.images import png_bytes  # noqa: F401  (re-exported: the overlay exports use it)
 
 LUT_SIZE = 256  # threshold resolution vmax / 256; <= 256 entries lets Qt draw the map as an indexed image
 

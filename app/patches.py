@@ -31,7 +31,7 @@ class Patch:
 
 
 def export_patches(folder: str | Path, patches: list[Patch]) -> list[Path]:
-    from app.heatmap import png_bytes
+    from inference.images import png_bytes
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -58,3 +58,20 @@ def train_tiny_healthygan(root: Path, *, resolution: int = 32, width: int = 4, i
                            checkpoint_every=2, sample_every=iterations, seed=1, threads=1, command=command)
     train(HealthyGAN(cfg), log=lambda *a: None)
     return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_healthygan(tmp_path_factory):
+    """One tiny HealthyGAN run and its exported bundle for the whole session (32 px, width 4, 12
+    iterations, seed 1): ``(root, cfg, bundle_dir)``; the models folder is ``root / "models"``.
+
+    Tests that change the run copy it first; the bundle is read-only for everyone.
+    """
+    pytest.importorskip("torch")
+    from training.export import export_run
+
+    root = tmp_path_factory.mktemp("tiny-healthygan")
+    cfg = train_tiny_healthygan(root, iterations=12)
+    bundle_dir = root / "models" / "tiny"
+    export_run(root / "run", bundle_dir, name="tiny", log=lambda *a: None)
+    return root, cfg, bundle_dir

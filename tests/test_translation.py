@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from inference.bundle import Calibration
-from inference.translation import TranslationModel, difference_score, healthy_image
+from inference.methods.translation import TranslationEngine, difference_score, healthy_image
 
 
 class FakeBundle:
@@ -13,6 +13,7 @@ class FakeBundle:
 
     class input:  # noqa: N801 (mimics InputSpec)
         resolution = 8
+        value_range = (0.0, 1.0)
 
     calibration = Calibration(threshold=0.05, score="test", data="hand-made")
 
@@ -23,8 +24,11 @@ class FakeSession:
     inputs = {"image": (None, 1, 8, 8)}
     device_label = "CPU"
 
+    seen = []
+
     def run_batched(self, feeds, batch_size):
         x = feeds["image"]
+        self.seen.append((float(x.min()), float(x.max())))
         mask = np.zeros_like(x)
         mask[:, :, :4, :4] = 1.0
         return {"intermediate": np.ones_like(x), "mask": mask}
@@ -42,7 +46,7 @@ def test_equation_1_and_score_by_hand():
 
 
 def test_translation_result_on_the_original_grid():
-    model = TranslationModel(FakeBundle(), session=FakeSession())
+    model = TranslationEngine(FakeBundle(), sessions={"generator": FakeSession()})
     display = np.zeros((16, 12), np.float32)
     display[:, :9] = 0.4  # a left breast touching the chest wall (column 0)
     result = model.run(display, "L")
@@ -57,3 +61,39 @@ def test_translation_result_on_the_original_grid():
     assert result.score == pytest.approx(0.6 * (4 * 4) / (8 * 4), rel=1e-5)
     right = model.run(display[:, ::-1].copy(), "R")
     assert np.allclose(right.maps["difference"], diff[:, ::-1], atol=1e-6), "a right breast maps back mirrored"
+
+
+def test_bundle_value_range_is_applied_both_ways():
+    """A bundle declaring [-1, 1] is fed [-1, 1] and its B_int is read back from [-1, 1]."""
+
+    class SignedBundle(FakeBundle):
+        class input:  # noqa: N801
+            resolution = 8
+            value_range = (-1.0, 1.0)
+
+    session = FakeSession()
+    session.seen = []
+    engine = TranslationEngine(SignedBundle(), sessions={"generator": session})
+    x = np.zeros((1, 8, 8), np.float32)
+    x[0, :, :4] = 0.5
+    inter, mask = engine.forward(x)
+    assert session.seen == [(-1.0, 0.0)], "[0, 1] images reach the network as [-1, 1]"
+    assert np.allclose(inter, 1.0), "B_int = 1 in [-1, 1] is white, 1 in [0, 1]"
+    # with the declared range ignored, B_int of 1.0 would still read 1.0 but x = 0.5 would be fed as 0.5
+    zero = TranslationEngine(FakeBundle(), sessions={"generator": FakeSession()})
+    zero.sessions["generator"].seen = []
+    zero.forward(x)
+    assert zero.sessions["generator"].seen == [(0.0, 0.5)]
+
+
+def test_result_records_provider_and_gpu_fallback_reason():
+    class FallbackSession(FakeSession):
+        device_label = "CPU"
+        fallback_reason = "CUDAExecutionProvider was requested but could not be enabled; running on CPU."
+
+    engine = TranslationEngine(FakeBundle(), sessions={"generator": FallbackSession()})
+    display = np.zeros((16, 12), np.float32)
+    display[:, :9] = 0.4
+    result = engine.run(display, "L")
+    assert result.provider == "CPU" and "running on CPU" in result.fallback_reason
+    assert result.to_json_dict()["fallback_reason"] == result.fallback_reason

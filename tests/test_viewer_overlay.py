@@ -1,7 +1,6 @@
 """The method overlay in the real window (offscreen): toggle, cache, threshold, DBT, export.
 
-A tiny HealthyGAN bundle (32 px, width 4, a few iterations) is trained and exported once for the
-module, as tests/test_healthygan.py does, and handed to the viewer as its models folder.
+The session's tiny HealthyGAN bundle (tests/conftest.py) is handed to the viewer as its models folder.
 """
 from __future__ import annotations
 
@@ -13,14 +12,8 @@ pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    from tests.conftest import train_tiny_healthygan
-    from training.export import export_healthygan
-
-    root = tmp_path_factory.mktemp("viewer-hg")
-    train_tiny_healthygan(root, iterations=3, command="pytest tiny viewer run")
-    export_healthygan(root / "run", root / "models" / "tiny", name="tiny", log=lambda *a: None)
-    return root / "models"
+def tiny_models(tiny_healthygan):
+    return tiny_healthygan[0] / "models"
 
 
 @pytest.fixture

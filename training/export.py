@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +144,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
                   "training_data": Path(cfg.labels).name, "preset": cfg.preset,
                   "train_seconds": run.get("train_seconds"), "iterations_planned": cfg.iterations,
                   "training_sets": {k: run[k] for k in ("set_a", "set_b") if k in run},
+                  "paper_iterations": type(method).paper_iterations(), "config": asdict(cfg),
                   "training_data_recipe": data_recipe(Path(cfg.labels))}
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -71,6 +71,50 @@ def config_from_preset(config_class, preset: str, presets: dict, **values):
     return config_class(preset=preset, **merged)
 
 
+def config_parser(prog: str, config_class, presets: dict):
+    """An argparse parser with one flag per configuration field and ``--preset``.
+
+    Parsed settings carry ``make_config(**extra)``: the preset's values, overridden by the flags
+    given. Flags are generated from the dataclass, so a method's settings are declared once.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=(config_class.__doc__ or "").strip().splitlines()[0]
+                                     if config_class.__doc__ else None)
+    parser.add_argument("--preset", default="cpu", choices=tuple(presets),
+                        help="paper: the paper's setting; cpu: the shipped bundle's (2 cores, < 1 h); "
+                             "gpu: one short GPU lease (default cpu)")
+    defaults = {f.name: f.default for f in fields(config_class)}
+    for f in fields(config_class):
+        if f.name in ("preset", "command"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        shown = ", ".join(f"{k} {v[f.name]}" for k, v in presets.items() if f.name in v)
+        text = f"default {defaults[f.name]}" + (f"; presets: {shown}" if shown else "")
+        if f.name in ("labels", "out"):
+            parser.add_argument(flag, dest=f.name, required=True, help="labels CSV with train / val splits"
+                                if f.name == "labels" else "run folder (checkpoints, samples, stats); resumes if present")
+        elif isinstance(defaults[f.name], bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(defaults[f.name]), default=None, help=text)
+
+    def make_config(self, **extra):
+        values = {k: v for k, v in vars(self).items() if k not in ("preset", "make_config")}
+        return config_from_preset(config_class, self.preset, presets, **values, **extra)
+
+    parser.set_defaults(make_config=None)
+    original = parser.parse_args
+
+    def parse_args(argv=None):
+        ns = original(argv)
+        ns.make_config = make_config.__get__(ns)
+        return ns
+
+    parser.parse_args = parse_args
+    return parser
+
+
 class GANMethod:
     """What a method package gives the loop. Subclasses fill in every method below."""
 
@@ -96,6 +140,14 @@ class GANMethod:
     def next_batch(self, device: torch.device) -> dict: ...
     def sample_grid(self, ema: torch.nn.Module) -> np.ndarray: ...
     def run_info(self) -> dict: return {}
+
+    @classmethod
+    def paper_iterations(cls) -> int | None:
+        """The paper's training length (its preset), for the card's budget line."""
+        import importlib
+
+        presets = getattr(importlib.import_module(cls.__module__), "PRESETS", {})
+        return presets.get("paper", {}).get("iterations")
 
     # export (training/export.py builds the bundle from these)
     def export_networks(self, ema: torch.nn.Module) -> list: ...

@@ -4,7 +4,8 @@ An engine is built from a bundle and a device and offers what its method can do:
 
 * maps: :meth:`Engine.run_many` -> one :class:`Result` per frame, maps on the original grid;
 * :meth:`Engine.score_prepared`: image scores of already preprocessed images (calibration,
-  validation during training and ``evaluate`` all call this one function);
+  validation during training and ``evaluate`` all call this one function), and
+  :meth:`Engine.map_prepared`, their main maps in model space (the card's localisation);
 * ROI completion: :meth:`Engine.complete`;
 * patch generation: :meth:`Engine.generate`.
 
@@ -86,6 +87,10 @@ class Engine:
 
     def score_prepared(self, images: np.ndarray, masks: np.ndarray, cancel: CancelToken | None = None) -> np.ndarray:
         raise NotImplementedError(f"{self.spec.title} does not score images")
+
+    def map_prepared(self, images: np.ndarray) -> np.ndarray:
+        """The main map of preprocessed images, in model space (localisation metrics of the card)."""
+        raise NotImplementedError(f"{self.spec.title} does not produce maps")
 
     def run_many(self, displays: Sequence[np.ndarray], lateralities: Sequence[str], *, frames=None, progress=None,
                  cancel: CancelToken | None = None, **parameters) -> list[Result]:

@@ -51,7 +51,12 @@ class TranslationEngine(Engine):
         intermediate, mask = (np.asarray(out[k])[:, 0] for k in list(out)[:2])
         return self.from_network(intermediate), mask
 
-    def maps_prepared(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def map_prepared(self, images: np.ndarray) -> np.ndarray:
+        """The difference maps |x - B'| of preprocessed images, in model space."""
+        return np.concatenate([self._maps(images[i : i + self.batch_size])[0]
+                               for i in range(0, len(images), self.batch_size)])
+
+    def _maps(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(difference |x - B'|, B', M) of preprocessed images, all in model space."""
         inter, mask = self.forward(images)
         healthy = healthy_image(images, inter, mask)
@@ -62,7 +67,7 @@ class TranslationEngine(Engine):
         scores = []
         for start in range(0, len(images), self.batch_size):
             check(cancel)
-            diff, _, _ = self.maps_prepared(images[start : start + self.batch_size])
+            diff, _, _ = self._maps(images[start : start + self.batch_size])
             scores += [difference_score(d, m) for d, m in zip(diff, masks[start : start + self.batch_size])]
         return np.asarray(scores, dtype=np.float64)
 
@@ -79,7 +84,7 @@ class TranslationEngine(Engine):
                      for d, lat in zip(displays[start : start + self.batch_size], lateralities[start : start + self.batch_size])]
             t1 = time.perf_counter()
             x = np.stack([c.image for c in chunk])
-            diff, healthy, mask = self.maps_prepared(x)
+            diff, healthy, mask = self._maps(x)
             t2 = time.perf_counter()
             for i, prepared in enumerate(chunk):
                 results.append(self._result(prepared, diff[i], healthy[i], mask[i], frames[start + i],

@@ -1,0 +1,285 @@
+"""`mammolens evaluate`: one protocol for every method and bundle, written as a model card.
+
+DESIGN.md, "Evaluating a model". A number without its baseline says nothing, so the card sets
+every number beside its null:
+
+* image level: AUC with its DeLong 95 % interval, sensitivity and specificity at the calibrated
+  threshold, overall and per lesion class, for the paper's score and for a focal score (mean of
+  the top 1 % of breast pixels of the map; its threshold is Youden's J on the val split, never on
+  the split under test);
+* localisation: paper 002's Table 2 ratio (mean map inside the lesion boxes / outside, breast
+  pixels) next to its null, the same boxes laid on a normal image of the same view, with the
+  paired Wilcoxon test; and the hit rate (share of the map's top 1 % inside the boxes) against
+  the boxes' share of the breast (chance);
+* the foreign-object plumbing check: phantom normals the model never saw, each with one metal
+  clip or skin marker, against their twins without it (same seed, pixel-identical elsewhere):
+  the map must light up on the object (median inside/outside ratio at least 2x the twin's on the
+  same box) and the image score must rise;
+* the supervised ceiling: the method's own network family trained with the labels on the same
+  training images at the same resolution, scored on the same split (``training.ceiling``);
+* the training budget next to the paper's.
+
+The card goes into the bundle (``card.json`` and ``card.md``, written atomically) and its key
+line is what the viewer shows beside the score.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CARD_JSON = "card.json"
+CARD_MD = "card.md"
+FOREIGN_OBJECT_PATIENTS = 10  # x 4 views: 40 images with an object, 40 twins
+FOREIGN_OBJECT_SEED = 900_001  # far from any training seed: images the model never saw
+FOREIGN_OBJECT_FACTOR = 2.0  # DESIGN.md: inside/outside ratio at least 2x its null
+
+
+def _image_level(engine, data, val, maps, val_maps) -> dict:
+    from inference.metrics import evaluate, focal_score, youden_threshold
+
+    truth = (~data.is_normal).astype(int)
+    paper = engine.score_prepared(data.images, data.masks)
+    calibration = engine.bundle.calibration
+    threshold = calibration.threshold if calibration is not None else None
+    out = {"paper": evaluate(truth, paper, threshold=threshold, classes=data.labels)}
+    out["paper"]["threshold_source"] = "bundle calibration" if threshold is not None else "Youden J on this split"
+    focal = np.array([focal_score(m, b) for m, b in zip(maps, data.masks)])
+    focal_threshold, source = None, "Youden J on this split"
+    if val is not None and val.is_normal.any() and (~val.is_normal).any():
+        val_focal = np.array([focal_score(m, b) for m, b in zip(val_maps, val.masks)])
+        focal_threshold, _ = youden_threshold((~val.is_normal).astype(int), val_focal)
+        source = "Youden J on the val split"
+    out["focal"] = evaluate(truth, focal, threshold=focal_threshold, classes=data.labels)
+    out["focal"]["threshold_source"] = source
+    return out
+
+
+def _same_view_normals(data) -> dict[str, list[int]]:
+    views: dict[str, list[int]] = {}
+    for i, (label, path) in enumerate(zip(data.labels, data.paths)):
+        if label == "normal":
+            views.setdefault(_view_of(data, i), []).append(i)
+    return views
+
+
+def _view_of(data, i: int) -> str:
+    name = Path(data.paths[i]).stem.upper()
+    return "MLO" if "MLO" in name else "CC" if "CC" in name else ""
+
+
+def _localisation(data, maps) -> dict:
+    from inference.metrics import box_ratio, hit_rate, paired_test
+
+    normals = _same_view_normals(data)
+    any_normals = [i for ids in normals.values() for i in ids]
+    ratios, nulls, hits, chances, classes = [], [], [], [], []
+    used: dict[str, int] = {}
+    for i, boxes in enumerate(data.boxes):
+        if data.labels[i] == "normal" or not boxes:
+            continue
+        pool = normals.get(_view_of(data, i)) or any_normals
+        if not pool:
+            break
+        key = _view_of(data, i)
+        j = pool[used.get(key, 0) % len(pool)]  # each lesion gets the next normal of its view
+        used[key] = used.get(key, 0) + 1
+        ratios.append(box_ratio(maps[i], data.masks[i], boxes))
+        nulls.append(box_ratio(maps[j], data.masks[j], boxes))
+        hit, chance = hit_rate(maps[i], data.masks[i], boxes)
+        hits.append(hit)
+        chances.append(chance)
+        classes.append(data.labels[i])
+
+    def block(sel) -> dict:
+        a, b = np.asarray(ratios)[sel], np.asarray(nulls)[sel]
+        test = paired_test(a, b)
+        return {"n": int(len(a)), "ratio_median": test["median_a"], "null_ratio_median": test["median_b"],
+                "p_value": test["p_value"], "hit_rate": float(np.nanmean(np.asarray(hits)[sel])) if len(a) else None,
+                "chance": float(np.nanmean(np.asarray(chances)[sel])) if len(a) else None}
+
+    every = np.arange(len(ratios))
+    result = {"overall": block(every) if len(every) else {"n": 0}}
+    for cls in sorted(set(classes)):
+        result[cls] = block(np.array([c == cls for c in classes]))
+    return result
+
+
+def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT_PATIENTS, progress=None) -> dict:
+    """Objects the model never saw must light up its map and raise its score (any correct pipeline)."""
+    from inference.metrics import box_ratio, paired_test
+    from training.datasets import load_images
+    from training.phantom import generate_dataset
+
+    recipe = _phantom_parameters(labels)
+    with tempfile.TemporaryDirectory() as tmp:
+        common = dict(n=patients, lesion_fraction=0.0, seed=FOREIGN_OBJECT_SEED, shape=tuple(recipe["shape"]),
+                      pixel_spacing=recipe["pixel_spacing"], bits_stored=recipe["bits_stored"])
+        generate_dataset(Path(tmp) / "objects", foreign_objects=1.0, progress=progress, **common)
+        generate_dataset(Path(tmp) / "twins", foreign_objects=0.0, progress=progress, **common)
+        objects = load_images(Path(tmp) / "objects" / "labels.csv", engine.resolution)
+        twins = load_images(Path(tmp) / "twins" / "labels.csv", engine.resolution)
+    if objects.paths != twins.paths:
+        raise RuntimeError("the foreign-object images and their twins do not line up")
+    maps, twin_maps = engine.map_prepared(objects.images), engine.map_prepared(twins.images)
+    ratio, null = [], []
+    for i, boxes in enumerate(objects.objects):
+        if boxes:
+            ratio.append(box_ratio(maps[i], objects.masks[i], boxes))
+            null.append(box_ratio(twin_maps[i], twins.masks[i], boxes))
+    ratios = paired_test(ratio, null)
+    score, twin_score = engine.score_prepared(objects.images, objects.masks), engine.score_prepared(twins.images, twins.masks)
+    scores = paired_test(score, twin_score)
+    lights_up = bool(np.isfinite(ratios["median_a"]) and ratios["median_a"] >= FOREIGN_OBJECT_FACTOR * ratios["median_b"])
+    raises = bool(scores["median_of_differences"] > 0 and scores["p_value"] < 0.05)
+    return {"n": len(ratio), "ratio_median": ratios["median_a"], "null_ratio_median": ratios["median_b"],
+            "ratio_p_value": ratios["p_value"], "score_median": scores["median_a"],
+            "twin_score_median": scores["median_b"], "score_raised_fraction": float(np.mean(score > twin_score)),
+            "score_p_value": scores["p_value"], "lights_up": lights_up, "raises_score": raises,
+            "passed": lights_up and raises,
+            "data": f"{len(ratio)} phantom normals with one foreign object (seed {FOREIGN_OBJECT_SEED}) and their twins"}
+
+
+def _phantom_parameters(labels: Path) -> dict:
+    """The training data's phantom geometry (so the objects' images look like it), else the defaults."""
+    manifest = Path(labels).parent / "phantom.json"
+    defaults = {"shape": [1024, 832], "pixel_spacing": 0.2, "bits_stored": 12}
+    if not manifest.is_file():
+        return defaults
+    p = json.loads(manifest.read_text()).get("parameters", {})
+    return {k: p.get(k, v) for k, v in defaults.items()}
+
+
+def _budget(bundle) -> dict:
+    prov = bundle.provenance
+    return {"device": prov.get("device"), "train_seconds": prov.get("train_seconds"),
+            "iterations": prov.get("iterations"), "iterations_planned": prov.get("iterations_planned"),
+            "preset": prov.get("preset"), "paper_iterations": prov.get("paper_iterations"),
+            "command": prov.get("command")}
+
+
+def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: str | None = None, split: str = "test",
+                    device: str = "auto", card: bool = True, ceiling: bool = True, foreign_objects: bool = True,
+                    progress=None) -> dict:
+    """Everything the card holds, measured on ``split`` of ``labels``; the card written into the bundle."""
+    from app.analysis import load_engine
+    from training.datasets import load_images
+
+    labels = Path(labels)
+    engine = load_engine(method, model, device)
+    data = load_images(labels, engine.resolution, splits=(split,))
+    try:
+        val = load_images(labels, engine.resolution, splits=("val",)) if split != "val" else None
+    except ValueError:
+        val = None
+    maps = engine.map_prepared(data.images)
+    val_maps = engine.map_prepared(val.images) if val is not None else None
+    report = {"bundle": engine.bundle.name, "version": engine.bundle.version, "method": engine.spec.method,
+              "labels": labels.name, "split": split, "n_normal": int(data.is_normal.sum()),
+              "n_abnormal": int((~data.is_normal).sum()), "provider": engine.provider,
+              "image_level": _image_level(engine, data, val, maps, val_maps),
+              "localisation": _localisation(data, maps)}
+    if foreign_objects:
+        report["foreign_objects"] = foreign_object_check(engine, labels)
+    if ceiling:
+        from training.ceiling import supervised_ceiling
+
+        report["supervised_ceiling"] = supervised_ceiling(engine.bundle, labels, split=split)
+    report["budget"] = _budget(engine.bundle)
+    report["key_line"] = key_line(report)
+    if card:
+        write_card(engine.bundle.path, report)
+    return report
+
+
+def _f(value, digits: int = 2) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def key_line(report: dict) -> str:
+    """One line for the viewer: what the model is, its AUC beside its ceiling, the plumbing check."""
+    paper = report["image_level"]["paper"]
+    lo, hi = paper.get("auc_ci", [None, None])
+    parts = [f"test AUC {_f(paper['auc'])} ({_f(lo)}-{_f(hi)})"]
+    ceiling = report.get("supervised_ceiling")
+    if ceiling:
+        parts.append(f"supervised ceiling {_f(ceiling['auc'])}")
+    fo = report.get("foreign_objects")
+    if fo:
+        parts.append(f"clip check {'passed' if fo['passed'] else 'FAILED'} "
+                     f"({_f(fo['ratio_median'], 1)}x vs {_f(fo['null_ratio_median'], 1)}x)")
+    budget = report.get("budget") or {}
+    if budget.get("iterations") is not None:
+        paper_it = budget.get("paper_iterations")
+        parts.append(f"{budget['iterations']:,} iterations" + (f" of the paper's {paper_it:,}" if paper_it else ""))
+    return "; ".join(parts)
+
+
+def card_markdown(report: dict) -> str:
+    il = report["image_level"]
+    lines = [f"# Evaluation card: {report['bundle']} {report['version']} ({report['method']})", "",
+             f"**{report['key_line']}**", "",
+             f"Split '{report['split']}' of {report['labels']}: {report['n_normal']} normal, "
+             f"{report['n_abnormal']} abnormal images.", "",
+             "## Image level", "",
+             "| score | AUC (95 % CI) | sensitivity | specificity | threshold (source) |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, block in (("paper", il["paper"]), ("focal (top 1 %)", il["focal"])):
+        lo, hi = block.get("auc_ci", [None, None])
+        c = block["confusion"]
+        lines.append(f"| {name} | {_f(block['auc'])} ({_f(lo)}-{_f(hi)}) | {_f(c['sensitivity'])} | "
+                     f"{_f(c['specificity'])} | {block['threshold']:.5g} ({block['threshold_source']}) |")
+    lines += ["", "| class | n | paper AUC (95 % CI) | sensitivity | focal AUC |", "| --- | --- | --- | --- | --- |"]
+    for cls, block in il["paper"].get("per_class", {}).items():
+        focal = il["focal"].get("per_class", {}).get(cls, {})
+        lines.append(f"| {cls} | {block['n']} | {_f(block['auc'])} ({_f(block.get('auc_ci_low'))}-"
+                     f"{_f(block.get('auc_ci_high'))}) | {_f(block.get('sensitivity'))} | {_f(focal.get('auc'))} |")
+    lines += ["", "## Localisation (paper 002 Table 2 ratio; null = the same boxes on a normal image of the same view)",
+              "", "| lesions | n | ratio median | null median | paired p | top-1 % hit rate | chance |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for cls, block in report["localisation"].items():
+        if block.get("n"):
+            lines.append(f"| {cls} | {block['n']} | {_f(block['ratio_median'])} | {_f(block['null_ratio_median'])} | "
+                         f"{_f(block['p_value'], 3)} | {_f(block['hit_rate'], 3)} | {_f(block['chance'], 3)} |")
+    fo = report.get("foreign_objects")
+    if fo:
+        lines += ["", "## Foreign-object plumbing check", "", fo["data"] + ".", "",
+                  "| ratio median | twin (null) median | paired p | score median | twin score median | "
+                  "score raised | passed |", "| --- | --- | --- | --- | --- | --- | --- |",
+                  f"| {_f(fo['ratio_median'])} | {_f(fo['null_ratio_median'])} | {_f(fo['ratio_p_value'], 3)} | "
+                  f"{_f(fo['score_median'], 4)} | {_f(fo['twin_score_median'], 4)} | "
+                  f"{_f(fo['score_raised_fraction'])} | {'yes' if fo['passed'] else 'NO'} |"]
+    ceiling = report.get("supervised_ceiling")
+    if ceiling:
+        lines += ["", "## Supervised ceiling", "", ceiling["description"], "",
+                  f"Train AUC {_f(ceiling['train_auc'])}, val AUC {_f(ceiling['val_auc'])} (epoch chosen on val), "
+                  f"test AUC {_f(ceiling['auc'])} ({_f(ceiling['auc_ci'][0])}-{_f(ceiling['auc_ci'][1])})."]
+    b = report.get("budget") or {}
+    lines += ["", "## Training budget", "",
+              f"{b.get('iterations')} iterations (planned {b.get('iterations_planned')}; paper "
+              f"{b.get('paper_iterations')}), {b.get('train_seconds')} s on {b.get('device')}, preset "
+              f"{b.get('preset')}.", "", f"Command: `{b.get('command')}`", ""]
+    return "\n".join(lines)
+
+
+def write_card(bundle_dir: Path, report: dict) -> None:
+    from inference.files import atomic_write_text
+
+    atomic_write_text(Path(bundle_dir) / CARD_JSON, json.dumps(report, indent=2, default=float) + "\n")
+    atomic_write_text(Path(bundle_dir) / CARD_MD, card_markdown(report))
+
+
+def format_report(report: dict) -> str:
+    """The terminal summary of an evaluation."""
+    paper = report["image_level"]["paper"]
+    at = paper["confusion"]
+    lines = [f"{report['bundle']} on {report['labels']} split '{report['split']}': {report['n_normal']} normal, "
+             f"{report['n_abnormal']} abnormal; threshold {paper['threshold']:.5f} ({paper['threshold_source']})",
+             f"overall  AUC {paper['auc']:.3f} ({_f(paper['auc_ci'][0])}-{_f(paper['auc_ci'][1])})  sensitivity "
+             f"{at['sensitivity']:.3f}  specificity {at['specificity']:.3f}"]
+    for cls, block in (paper.get("per_class") or {}).items():
+        lines.append(f"{cls:<25} n={block['n']:<4} AUC {block['auc']:.3f}  sensitivity {block['sensitivity']:.3f}")
+    lines.append("card: " + report["key_line"])
+    return "\n".join(lines)
