@@ -946,14 +946,19 @@ class Controller(QtCore.QObject):
         image, bundle = self.current_image, self._overlay_bundle()
         panel.run_volume.setVisible(image is not None and image.is_volume)
         if bundle is None:
-            panel.title.setText("No overlay on this view: toggle a method in the toolbar")
+            panel.title.setText(self._no_overlay_text())
             panel.score.setText("")
+            panel.card.setText("")
             panel.show_style(None)
             self._panel_method = None
             return
         spec = METHODS[bundle.method]
         style = self.session.style(bundle)
         panel.title.setText(f"{spec.title}: {bundle.name} {bundle.version}")
+        card = bundle.card_line
+        panel.card.setText(f"Model card: {card}" if card else
+                           "No evaluation card: `mammolens evaluate --method "
+                           f"{bundle.method} --model {bundle.name} --labels CSV` writes one")
         state = self.session.state(image)
         result = self.session.result(image, state.frame, bundle)
         if result is None:
@@ -969,6 +974,18 @@ class Controller(QtCore.QObject):
         if self._panel_method != bundle.method:  # rebuilt only when the method changes: a combo
             self._panel_method = bundle.method   # must not be deleted while it emits
             panel.show_parameters(spec.parameters, self.session.parameters(bundle.method))
+
+    def _no_overlay_text(self) -> str:
+        """The empty state: what to toggle, or how to get a model when there is nothing to toggle."""
+        if self.method_bundles:
+            return "No overlay on this view: toggle a method in the toolbar"
+        from inference.bundle import user_models_dir
+        from inference.methods import trainable
+
+        names = ", ".join(n for spec in trainable() for n in spec.names[-1:])
+        return ("No model bundle found. Train one with `mammolens train METHOD --labels CSV --out RUN` "
+                f"(methods: {names}), export it with `mammolens export RUN --out {user_models_dir()}/NAME`, "
+                "or open a folder of bundles with `mammolens view --models DIR`.")
 
     def _on_style_edited(self, name: str, value) -> None:
         bundle = self._overlay_bundle()

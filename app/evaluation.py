@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-CARD_JSON = "card.json"
+from inference.bundle import CARD_JSON
+
 CARD_MD = "card.md"
 FOREIGN_OBJECT_PATIENTS = 10  # x 4 views: 40 images with an object, 40 twins
 FOREIGN_OBJECT_SEED = 900_001  # far from any training seed: images the model never saw

@@ -76,7 +76,7 @@ def take(out: Path, models_dirs=(), size=(1600, 1000)) -> list[Path]:
     controller.show_single(image)
     if bundle is not None:
         controller.toggle_method(bundle, False)
-    box = next((r.box() for r in controller.session.labels_for(image) if r.box()), (300, 300, 450, 450))
+    box = next((r.box() for r in controller.session.labels_for(image) if r.is_lesion and r.box()), (300, 300, 450, 450))
     x0, y0, x1, y1 = box
     session = controller.session
     session.add_shape(image, "rect", x0 + 6, y0 + 6, x1 - 6, y1 - 6)

@@ -456,7 +456,7 @@ class Session:
         for row in rows:
             key = row.resolve(path.parent).resolve()
             self.labels.setdefault(key, []).append(row)
-            matched += int(key in opened and row.box() is not None)
+            matched += int(key in opened and row.is_lesion and row.box() is not None)  # foreign objects are no lesions
         self.label_files.append(path)
         if notify:
             self.labels_changed.emit()

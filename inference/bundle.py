@@ -57,6 +57,7 @@ from inference.files import atomic_write_text
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
+CARD_JSON = "card.json"  # the evaluation card beside model.json (app.evaluation writes it)
 MODELS_ENV = "MAMMOLENS_MODELS"
 
 
@@ -202,6 +203,20 @@ class Bundle:
     @property
     def label(self) -> str:
         return f"{self.name} {self.version}"
+
+    @property
+    def card(self) -> dict | None:
+        """The evaluation card (``card.json``, written by ``mammolens evaluate``), or None."""
+        try:
+            return json.loads((self.path / CARD_JSON).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def card_line(self) -> str | None:
+        """The card's key line: what this model is worth, beside its baselines."""
+        card = self.card
+        return card.get("key_line") if isinstance(card, dict) else None
 
     @property
     def model_json(self) -> Path:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from inference.devices import DEVICES  # the one list of devices; the registry offers it
 from inference.jobs import CancelToken, Progress, check, report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +38,6 @@ CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 GPU_PROVIDERS = (TENSORRT, CUDA)
 TENSORRT_ENV = "MAMMOLENS_TENSORRT"
-DEVICES = ("auto", "cuda", "cpu")
 DEVICE_LABELS = {TENSORRT: "TensorRT", CUDA: "CUDA", CPU: "CPU", "ROCMExecutionProvider": "ROCm",
                  "DmlExecutionProvider": "DirectML", "CoreMLExecutionProvider": "CoreML",
                  "OpenVINOExecutionProvider": "OpenVINO"}

@@ -132,7 +132,7 @@ def test_files_inside_the_folder_are_kept_in_place(tmp_path):
 
 BROKEN = [
     ("method", lambda d: d.update(method="gan"),
-     "model.json field 'method' must be one of projection, translation, inpainting, synthesis, not 'gan'."),
+     "model.json field 'method' must be one of translation, projection, inpainting, synthesis, not 'gan'."),
     ("missing-role", lambda d: d.update(method="inpainting"),
      "model.json field 'networks' lacks the 'critic' network an inpainting bundle requires."),
     ("unknown-role", lambda d: d["networks"].update(critic=d["networks"]["generator"]),

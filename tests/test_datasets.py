@@ -120,3 +120,22 @@ def test_cli_imports_mias(tmp_path, mias_rows):
     assert main(["dataset", "import", "mias", str(folder), "--out", str(out)]) == 0
     rows = read_labels(out)
     assert rows[0].resolve(out.parent).is_file()
+
+
+def test_foreign_object_rows_are_labelled_but_never_lesions(tmp_path):
+    from inference.labels import LABELS, LESION_CLASSES, image_label
+
+    assert "foreign_object" in LABELS and "foreign_object" not in LESION_CLASSES
+    clip = LabelRow(path="a.dcm", patient="P1", label="foreign_object", detail="biopsy_clip", x0=10, y0=20, x1=22, y1=31)
+    mass = LabelRow(path="b.dcm", patient="P1", label="mass", x0=1, y0=2, x1=30, y1=40)
+    marker = LabelRow(path="b.dcm", patient="P1", label="foreign_object", detail="skin_marker_bb", x0=5, y0=5, x1=9, y1=9)
+    assert not clip.is_lesion and clip.is_foreign_object and mass.is_lesion and not mass.is_foreign_object
+    assert image_label([clip]) == "normal" and image_label([marker, mass]) == "mass"
+    # an image whose only row is a foreign object needs no normal row
+    back = read_labels(write_labels(tmp_path / "labels.csv", [clip, mass, marker]))
+    assert [r.label for r in back] == ["foreign_object", "mass", "foreign_object"]
+    assert back[0].box() == (10, 20, 22, 31) and back[0].detail == "biopsy_clip"
+    p = tmp_path / "bad.csv"
+    p.write_text("path,label,detail\nx.dcm,foreign_object,biopsy_clip\n")
+    with pytest.raises(LabelsError, match="line 2: a foreign_object row has no box"):
+        read_labels(p)

@@ -159,7 +159,7 @@ def test_parenchyma_at_model_scale_is_as_smooth_as_real_films(tmp_path):
     from app.datasets import import_mias
     from inference.labels import write_labels
     from tests.conftest import shared_file
-    from training.data import load_images
+    from training.datasets import load_images
 
     folder = shared_file("mias").resolve()
     films = [dataclasses.replace(r, path=str(folder / Path(r.path).name))
@@ -570,3 +570,201 @@ def test_generate_dataset_lesion_in_every_view_of_one_breast(tmp_path):
         assert len(hits) == 2 and len({lat for lat, _ in hits}) == 1 and {v for _, v in hits} == {"CC", "MLO"}
     with pytest.raises(ValueError, match="lesion_views"):
         generate_dataset(tmp_path / "x", n=1, lesion_views="both")
+
+
+# ---------------------------------------------------------------------------------------------
+# foreign objects (metal biopsy clips and skin markers)
+
+FO_KINDS = ("biopsy_clip", "skin_marker_bb", "skin_marker_line")
+
+
+@pytest.fixture(scope="module")
+def fo_bases():
+    """A left CC with a mass and a right MLO without lesions, to draw foreign objects on."""
+    return (
+        simulate_mammogram(21, view="CC", laterality="L", lesion_classes=("mass",), **SMALL),
+        simulate_mammogram(22, view="MLO", laterality="R", **SMALL),
+    )
+
+
+@pytest.mark.parametrize("kind", FO_KINDS)
+@pytest.mark.parametrize("which", [0, 1])
+def test_foreign_object_is_small_sharp_brightest_and_inside_the_breast(fo_bases, kind, which):
+    from training.phantom import add_foreign_object
+
+    base = fo_bases[which]
+    img = add_foreign_object(base, kind=kind)
+    assert img is not base and base.foreign_objects == [] and img.lesions == base.lesions
+    (obj,) = img.foreign_objects
+    assert (obj.kind, obj.label) == (kind, "foreign_object")
+    ps = base.pixel_spacing
+    # the box is the mask's bounding box; the mask lies inside the breast, clear of the lesion
+    assert obj.box == _bbox(obj.mask)
+    assert not (obj.mask & ~base.breast_mask).any()
+    for les in base.lesions:
+        assert not (obj.mask & les.mask).any()
+    # only the object's pixels change, and they change
+    changed = img.pixels != base.pixels
+    assert not (changed & ~obj.mask).any() and changed.sum() >= 0.6 * obj.mask.sum()
+    # near-saturated metal: the brightest structure of the breast, white after the breast's window
+    top = (1 << base.bits_stored) - 1
+    breast = base.pixels[base.breast_mask]
+    on = img.pixels[obj.mask].astype(float)
+    assert on.max() >= 0.95 * top and on.max() > breast.max()
+    assert np.mean(on > np.percentile(breast, 99.9)) >= 0.4
+    assert img.window_presets() == base.window_presets()  # the twin's windows are kept
+    centre, width, _ = img.window_presets()[0]
+    assert (on.max() - (centre - width / 2)) / width >= 1.0
+    # size and place per kind (mm)
+    dist = ndimage.distance_transform_edt(base.breast_mask) * ps
+    extent = np.hypot(obj.box[2] - obj.box[0], obj.box[3] - obj.box[1]) * ps
+    if kind == "biopsy_clip":
+        assert 0.3 <= obj.wire_mm <= 0.6 and 2.0 <= obj.size_mm <= 5.0 and extent <= 7.0
+        assert obj.shape in ("ribbon", "coil", "hairpin") and dist[obj.mask].min() >= 4.0
+        if base.pectoral_mask is not None:
+            assert not (obj.mask & base.pectoral_mask).any()
+    elif kind == "skin_marker_bb":
+        assert obj.shape == "disc" and 1.5 <= obj.size_mm <= 4.0 and extent <= obj.size_mm * 1.42 + 3 * ps
+        # solid: every pixel well inside the disc is metal
+        yy, xx = np.mgrid[: base.shape[0], : base.shape[1]]
+        core = np.hypot(xx + 0.5 - obj.cx, yy + 0.5 - obj.cy) <= obj.size_mm / 2 / ps - 1.0
+        assert core.any() and (img.pixels[core] >= 0.9 * top).all()
+        assert dist[obj.mask].min() <= 3.5  # just inside the skin line
+    else:
+        assert obj.shape == "line" and 10.0 <= obj.size_mm <= 30.0 and 0.4 <= obj.wire_mm <= 0.6
+        assert extent >= 0.9 * obj.size_mm
+        assert dist[obj.mask].min() <= 5.5
+
+
+def test_foreign_object_is_deterministic_and_from_its_own_stream(fo_bases):
+    from training.phantom import add_foreign_object
+
+    base = fo_bases[1]
+    a, b = add_foreign_object(base), add_foreign_object(base)
+    c = add_foreign_object(base, seed=base.seed + 1)
+    assert a.pixels.tobytes() == b.pixels.tobytes() and a.foreign_objects[0].box == b.foreign_objects[0].box
+    assert a.foreign_objects[0].box != c.foreign_objects[0].box
+    # the image itself does not depend on the object: simulating again gives the base, bit for bit
+    again = simulate_mammogram(22, view="MLO", laterality="R", **SMALL)
+    assert again.pixels.tobytes() == base.pixels.tobytes()
+    with pytest.raises(ValueError, match="foreign object kind"):
+        add_foreign_object(base, kind="pacemaker")
+
+
+def test_draw_foreign_object_on_any_image():
+    from training.phantom import draw_foreign_object
+
+    img = simulate_mammogram(7, shape=(256, 208), pixel_spacing=0.4)
+    lo, hi = np.percentile(img.pixels[img.breast_mask], [0.5, 99.5])
+    display = np.clip((img.pixels - lo) / (hi - lo), 0, 1).astype(np.float32) * 0.8  # a float display in [0, 1]
+    avoid = np.zeros(display.shape, dtype=bool)
+    avoid[:, :60] = True
+    before = display.copy()
+    out, box, mask = draw_foreign_object(display, 0.4, img.breast_mask, np.random.default_rng(3), "biopsy_clip",
+                                         avoid=avoid)
+    assert np.array_equal(display, before)  # the input is not modified
+    assert out.dtype == display.dtype and box == _bbox(mask)
+    assert not (mask & (avoid | ~img.breast_mask)).any()
+    assert np.array_equal(out[~mask], display[~mask]) and out[mask].max() >= 0.95
+    again, box2, _ = draw_foreign_object(display, 0.4, img.breast_mask, np.random.default_rng(3), "biopsy_clip",
+                                         avoid=avoid)
+    assert box2 == box and np.array_equal(again, out)
+    with pytest.raises(ValueError, match="no room"):
+        draw_foreign_object(display, 0.4, np.zeros_like(img.breast_mask), np.random.default_rng(0), "skin_marker_bb")
+
+
+def test_foreign_object_label_rows_are_not_lesions():
+    from inference.labels import image_label
+    from training.phantom import add_foreign_object, lesion_label_rows
+
+    base = simulate_mammogram(21, view="CC", laterality="L", lesion_classes=("mass",), **SMALL)
+    img = add_foreign_object(base, kind="skin_marker_bb")
+    rows = lesion_label_rows("a.dcm", "P1", "L", "CC", img.lesions, foreign_objects=img.foreign_objects)
+    assert [(r.label, r.detail) for r in rows] == [("mass", base.lesions[0].detail), ("foreign_object", "skin_marker_bb")]
+    assert [r.is_lesion for r in rows] == [True, False] and image_label(rows) == "mass"
+    assert rows[1].box() == tuple(float(v) for v in img.foreign_objects[0].box)
+    only = lesion_label_rows("b.dcm", "P1", "L", "CC", [], foreign_objects=[o.to_dict() for o in img.foreign_objects])
+    assert [r.label for r in only] == ["foreign_object"] and image_label(only) == "normal"
+
+
+def test_generate_dataset_foreign_objects_and_their_twins(tmp_path):
+    from PIL import Image
+
+    from inference.labels import image_label, rows_by_image
+
+    kw = dict(n=3, lesion_fraction=0.34, shape=(384, 312), pixel_spacing=0.3, seed=9, dbt=1, dbt_slices=6,
+              dbt_shape=(160, 128))
+    rows = generate_dataset(tmp_path / "fo", foreign_objects=0.5, **kw)
+    twin_rows = generate_dataset(tmp_path / "twin", **kw)
+    fo_rows = [r for r in rows if r.label == "foreign_object"]
+    assert len(fo_rows) == 6 and not any(r.is_lesion for r in fo_rows)  # half of the 12 2D images, no DBT
+    assert {r.detail for r in fo_rows} <= {"biopsy_clip", "skin_marker_bb", "skin_marker_line"}
+    assert not any(r.path.startswith("P0004") for r in fo_rows)
+    assert read_labels(tmp_path / "fo" / "labels.csv") == rows
+    assert labels_from_manifest(tmp_path / "fo") == rows
+    # the lesion rows are the same; an image with only an object is normal without a normal row
+    grouped, twins = rows_by_image(rows), rows_by_image(twin_rows)
+    assert grouped.keys() == twins.keys()
+    for path, image_rows in grouped.items():
+        assert [r for r in image_rows if r.is_lesion] == [r for r in twins[path] if r.is_lesion]
+        assert image_label(image_rows) == image_label(twins[path])
+        if any(r.label == "foreign_object" for r in image_rows) and image_label(image_rows) == "normal":
+            assert all(r.label == "foreign_object" for r in image_rows)
+    manifest = json.loads((tmp_path / "fo" / "phantom.json").read_text())
+    assert manifest["parameters"]["foreign_objects"] == 0.5
+    n_objects = 0
+    for entry in manifest["images"]:
+        a = pydicom.dcmread(tmp_path / "fo" / entry["path"]) if entry["kind"] == "2d" else None
+        if a is None:
+            assert "foreign_objects" not in entry
+            continue
+        b = pydicom.dcmread(tmp_path / "twin" / entry["path"])
+        pa, pb = a.pixel_array, b.pixel_array
+        assert (a.WindowCenter, a.WindowWidth) == (b.WindowCenter, b.WindowWidth)
+        outside = np.ones(pa.shape, dtype=bool)
+        for obj in entry["foreign_objects"]:
+            n_objects += 1
+            mask = np.asarray(Image.open(tmp_path / "fo" / obj["mask"])) > 0
+            assert tuple(obj["box"]) == _bbox(mask) and obj["kind"] in ("biopsy_clip", "skin_marker_bb", "skin_marker_line")
+            assert (pa[mask] != pb[mask]).mean() >= 0.6 and pa[mask].max() > pb[mask].max()
+            x0, y0, x1, y1 = obj["box"]
+            outside[max(0, y0 - 3):y1 + 3, max(0, x0 - 3):x1 + 3] = False
+        assert np.array_equal(pa[outside], pb[outside])  # the twin property
+        if not entry["foreign_objects"]:
+            assert a.PixelData == b.PixelData
+    assert n_objects == 6
+    # deterministic
+    again = generate_dataset(tmp_path / "again", foreign_objects=0.5, **kw)
+    assert again == rows
+    with pytest.raises(ValueError, match="foreign_objects"):
+        generate_dataset(tmp_path / "bad", n=1, foreign_objects=1.5)
+
+
+def test_phantom_command_foreign_objects_flag(tmp_path, capsys):
+    from app.cli import main
+
+    out = tmp_path / "ph"
+    assert main(["phantom", "--out", str(out), "--n", "1", "--views", "CC", "--lateralities", "L",
+                 "--lesion-fraction", "0", "--shape", "256x208", "--spacing", "0.4", "--foreign-objects", "1"]) == 0
+    assert "1 foreign object(s)" in capsys.readouterr().out
+    (row,) = read_labels(out / "labels.csv")
+    assert row.label == "foreign_object" and not row.is_lesion and row.box() is not None
+    with pytest.raises(SystemExit):
+        main(["phantom", "--out", str(out), "--foreign-objects", "2"])
+
+
+def test_demo_study_has_one_biopsy_clip_in_a_normal_view():
+    from inference.labels import image_label, rows_by_image
+
+    demo = ROOT / "resources" / "demo"
+    rows = read_labels(demo / "labels.csv")
+    fo = [r for r in rows if r.label == "foreign_object"]
+    assert [(r.path, r.laterality, r.view, r.detail) for r in fo] == [("MG_RCC.dcm", "R", "CC", "biopsy_clip")]
+    assert not fo[0].is_lesion and image_label(rows_by_image(rows)["MG_RCC.dcm"]) == "normal"
+    assert sum(r.is_lesion for r in rows) == 2  # the L-MLO mass and the DBT mass, as before
+    pixels = pixel_array(str(demo / "MG_RCC.dcm"))
+    x0, y0, x1, y1 = (int(v) for v in fo[0].box())
+    inside = np.zeros(pixels.shape, dtype=bool)
+    inside[y0:y1, x0:x1] = True
+    assert 4 <= x1 - x0 <= 30 and 4 <= y1 - y0 <= 30  # 2-5 mm at 0.2 mm
+    assert pixels[inside].max() > pixels[~inside].max()  # the brightest thing in the image

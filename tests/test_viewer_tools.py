@@ -279,8 +279,7 @@ def _fake_bundle(tmp_path, method):
 
 
 def test_inpaint_and_synthesis_wait_for_their_engines_then_plug_in(viewer, qtbot, tmp_path, monkeypatch):
-    from app import methods
-    from inference.result import Result
+    from inference import methods
 
     win, ctl = viewer
     assert not win.actions["inpaint"].isEnabled()
@@ -288,16 +287,8 @@ def test_inpaint_and_synthesis_wait_for_their_engines_then_plug_in(viewer, qtbot
     assert not win.synthesis.generate.isEnabled()
     assert "needs a synthesis model bundle" in win.synthesis.generate.toolTip().lower()
 
-    class FakeEngine:
-        def complete(self, display, laterality, box, progress=None, cancel=None):
-            maps = {"completion": np.full(display.shape, 0.5, np.float32), "error": np.abs(display - 0.5)}
-            return Result("inpainting", "fake", "1", "CPU", maps, score=0.1)
-
-        def generate(self, label, count, seed, truncation, progress=None, cancel=None):
-            return np.random.default_rng(seed).random((count, 64, 64))
-
     for method in ("inpainting", "synthesis"):
-        monkeypatch.setitem(methods.METHODS, method, replace(methods.METHODS[method], load=lambda b, d: FakeEngine()))
+        monkeypatch.setitem(methods.METHODS, method, replace(methods.METHODS[method], engine=f"{__name__}:FakeEngine"))
     ctl.session.bundles = [_fake_bundle(tmp_path, "inpainting"), _fake_bundle(tmp_path, "synthesis")]
     ctl.session.bundles_changed.emit()
     canvas = win.cells[("R", "CC")]
@@ -321,6 +312,22 @@ def test_inpaint_and_synthesis_wait_for_their_engines_then_plug_in(viewer, qtbot
     rows = (tmp_path / "patches" / "labels.csv").read_text().splitlines()
     assert rows[0] == "file,class,seed,index,truncation,model" and len(rows) == 3
     assert rows[1].startswith("mass_seed0_001.png,mass,0,1,0.7,fake-synthesis 1")
+
+
+class FakeEngine:
+    """Stands in for the inpainting and synthesis engines that later issues bring."""
+
+    def __init__(self, bundle, device="auto"):
+        self.bundle = bundle
+
+    def complete(self, display, laterality, box, progress=None, cancel=None):
+        from inference.result import Result
+
+        maps = {"completion": np.full(display.shape, 0.5, np.float32), "error": np.abs(display - 0.5)}
+        return Result("inpainting", "fake", "1", "CPU", maps, score=0.1)
+
+    def generate(self, label, count, seed, truncation, progress=None, cancel=None):
+        return np.random.default_rng(seed).random((count, 64, 64))
 
 
 def test_double_click_and_h_toggle_one_view(viewer, qtbot):

@@ -114,8 +114,16 @@ class OverlayPanel(QtWidgets.QWidget):
         self.score = QtWidgets.QLabel("")
         self.score.setWordWrap(True)
         self.score.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        # what the model is: its evaluation card's key line (so nobody takes a CPU demonstration
+        # model for a detector)
+        self.card = QtWidgets.QLabel("")
+        self.card.setWordWrap(True)
+        self.card.setObjectName("model_card")
+        self.card.setStyleSheet("color: palette(mid)")
+        self.card.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.title)
         layout.addWidget(self.score)
+        layout.addWidget(self.card)
 
         self.style_box = QtWidgets.QWidget()
         form = QtWidgets.QFormLayout(self.style_box)

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from inference.runtime import DEVICES
+from inference.devices import DEVICES
 
 if TYPE_CHECKING:  # pragma: no cover
     from inference.bundle import Bundle

@@ -13,8 +13,8 @@ foreign objects, equal pixel for pixel outside the object's mask.
 Kinds (the labels file's ``detail``):
 
 * ``biopsy_clip``: a bent wire, 2-5 mm long, 0.3-0.6 mm thick (shapes ``ribbon`` - a zigzag
-  band, ``coil`` - a helix seen obliquely, ``hairpin`` - a U-bent wire), inside the breast at
-  least 5 mm from the skin and off the pectoral muscle;
+  band, ``coil`` - a helix seen obliquely, ``hairpin`` - a U-bent wire), in the tissue at least
+  5 mm from the skin (less only where a small breast leaves no room) and off the pectoral muscle;
 * ``skin_marker_bb``: a solid metal ball (a disc of 1.5-4 mm in projection) just inside the skin
   line;
 * ``skin_marker_line``: a linear scar marker, a wire 10-30 mm long and ~0.5 mm thick, a chord
@@ -244,7 +244,8 @@ def _place(kind, image_shape, ps, breast_mask, allowed, rng):
     dist = ndimage.distance_transform_edt(breast_mask) * ps  # mm to the nearest non-breast pixel
     if kind == "biopsy_clip":
         for relax in (1.0, 0.5, 0.0):
-            cand = allowed & (dist >= max(CLIP_MIN_SKIN_MM * relax, 3.0 * ps))
+            # the centre sits half the longest clip (2.5 mm) further in, so the whole clip keeps clear
+            cand = allowed & (dist >= max((CLIP_MIN_SKIN_MM + 2.5) * relax, 3.0 * ps))
             for _ in range(_TRIES // 3):
                 geom = _clip_geometry(rng)
                 pos = _pick(rng, cand)
@@ -424,5 +425,4 @@ __all__ = [
     "draw_foreign_object",
     "foreign_object_rng",
     "place_foreign_object",
-    "render_coverage",
 ]
