@@ -81,11 +81,16 @@ def _method_arguments(p: argparse.ArgumentParser) -> None:
 
 def _parameters(args, spec) -> dict:
     """The run parameters of ``spec`` the user set (checked against the registry's ranges)."""
+    from app.errors import MammolensError
+
     values = {}
     for param in spec.parameters:
         value = getattr(args, f"param_{param.name}", None)
         if value is not None:
-            values[param.name] = param.parse(value)
+            try:
+                values[param.name] = param.parse(value)
+            except ValueError as exc:
+                raise MammolensError(str(exc)) from None
     return values
 
 
@@ -152,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacing", type=float, default=0.4, help="phantom pixel spacing in mm (default 0.4)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting of every method's preset (e.g. resolution=32)")
+    p.add_argument("--object-patients", type=int, default=10,
+                   help="phantom patients for each card's foreign-object check (default 10)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     p = sub.add_parser("export", help="export a training run to a model bundle (ONNX + model.json); the method is "
@@ -177,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the evaluation card (card.json, card.md) into the bundle (default on)")
     p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
                    help="train the supervised ceiling for the card (needs torch; default on)")
+    p.add_argument("--object-patients", type=int, default=10,
+                   help="phantom patients (4 views each) for the foreign-object check; 0 skips it (default 10)")
 
     p = sub.add_parser("dataset", help="dataset tools")
     dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
@@ -328,7 +337,8 @@ def _train_all(args) -> int:
             raise SystemExit(f"mammolens: --budget takes METHOD=MINUTES, not {item!r}") from None
     overrides = dict(item.partition("=")[::2] for item in args.set)
     bundles = train_all(args.out, preset=args.preset, minutes=args.minutes, budgets=budgets, patients=args.patients,
-                        shape=args.phantom_shape, spacing=args.spacing, overrides=overrides, device=args.device)
+                        shape=args.phantom_shape, spacing=args.spacing, overrides=overrides, device=args.device,
+                        object_patients=args.object_patients)
     for bundle in bundles:
         print(f"{bundle.method}: bundle {bundle.path}")
     return 0
@@ -343,7 +353,7 @@ def _evaluate(args) -> int:
     spec = get(args.method)
     report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split,
                              device=getattr(args, "param_device", None) or "auto", card=args.card,
-                             ceiling=args.ceiling, progress=_progress)
+                             ceiling=args.ceiling, object_patients=args.object_patients, progress=_progress)
     print(file=sys.stderr)
     print(format_report(report))
     if args.json:

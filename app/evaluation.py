@@ -162,8 +162,8 @@ def _budget(bundle) -> dict:
 
 
 def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: str | None = None, split: str = "test",
-                    device: str = "auto", card: bool = True, ceiling: bool = True, foreign_objects: bool = True,
-                    progress=None) -> dict:
+                    device: str = "auto", card: bool = True, ceiling: bool = True,
+                    object_patients: int = FOREIGN_OBJECT_PATIENTS, progress=None) -> dict:
     """Everything the card holds, measured on ``split`` of ``labels``; the card written into the bundle."""
     from app.analysis import load_engine
     from training.datasets import load_images
@@ -182,8 +182,8 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
               "n_abnormal": int((~data.is_normal).sum()), "provider": engine.provider,
               "image_level": _image_level(engine, data, val, maps, val_maps),
               "localisation": _localisation(data, maps)}
-    if foreign_objects:
-        report["foreign_objects"] = foreign_object_check(engine, labels)
+    if object_patients:
+        report["foreign_objects"] = foreign_object_check(engine, labels, patients=object_patients)
     if ceiling:
         from training.ceiling import supervised_ceiling
 

@@ -28,7 +28,8 @@ def _typed(config_class, overrides: dict[str, str]) -> dict:
 
 def train_all(out: str | Path, *, preset: str = "gpu", minutes: float = 4.0, budgets: dict[str, float] | None = None,
               patients: int = 400, shape=(512, 416), spacing: float = 0.4, overrides: dict[str, str] | None = None,
-              device: str = "auto", methods=None, ceiling: bool = True, log=print) -> list:
+              device: str = "auto", methods=None, ceiling: bool = True, object_patients: int | None = None,
+              log=print) -> list:
     from app.evaluation import evaluate_bundle
     from inference.methods import trainable
     from training.export import export_run
@@ -56,8 +57,9 @@ def train_all(out: str | Path, *, preset: str = "gpu", minutes: float = 4.0, bud
         log(f"{spec.title}: preset {preset}, budget {budget:g} min")
         run = train(package.Method(cfg), log=log)
         bundle = export_run(run, out / "bundles" / f"{name}-{preset}", name=f"{name}-phantom-{preset}", log=log)
+        extra = {} if object_patients is None else {"object_patients": object_patients}
         report = evaluate_bundle(labels, method=spec.method, model=str(bundle.path), split="test", device="cpu",
-                                 ceiling=ceiling)
+                                 ceiling=ceiling, **extra)
         log(f"{spec.title}: {report['key_line']}")
         bundles.append(bundle)
     return bundles

@@ -83,7 +83,7 @@ def config_parser(prog: str, config_class, presets: dict):
                                      if config_class.__doc__ else None)
     parser.add_argument("--preset", default="cpu", choices=tuple(presets),
                         help="paper: the paper's setting; cpu: the shipped bundle's (2 cores, < 1 h); "
-                             "gpu: one short GPU lease (default cpu)")
+                             "gpu: one short GPU lease; tiny: seconds, for smoke tests (default cpu)")
     defaults = {f.name: f.default for f in fields(config_class)}
     for f in fields(config_class):
         if f.name in ("preset", "command"):

@@ -2,7 +2,8 @@
 
 ``paper`` is the paper's setting (widths 64, batch 16, 400k critic iterations, 6 critic layers);
 ``cpu`` is what the shipped bundle is trained with on a 2-core machine in under an hour;
-``gpu`` fits one short H100/H200 lease (minutes) and a carry checkpoint under 16 MB.
+``gpu`` fits one short H100/H200 lease (minutes) and a carry checkpoint under 16 MB;
+``tiny`` runs in seconds (tests, smoke runs; measures nothing).
 """
 from __future__ import annotations
 
@@ -46,4 +47,6 @@ PRESETS = {
     # one short GPU lease: widths 32, 5 critic layers; fp16 carry checkpoint about 12 MB
     "gpu": dict(resolution=128, width=32, critic_width=32, critic_depth=5, batch=16, iterations=20_000,
                 time_budget_s=240.0, validate_every=1000, checkpoint_every=500),
+    "tiny": dict(resolution=32, width=4, critic_width=4, residual_blocks=1, batch=2, iterations=4,
+                 checkpoint_every=2, sample_every=4, validate_every=4, threads=1),
 }
