@@ -400,7 +400,7 @@ class Controller(QtCore.QObject):
                 self.window.show_grid()
                 current = self.current_image
                 cell = next((c for c in self.window.cells.values() if self.images_on[c] is current), None)
-                self._set_current(current if cell is not None else self._grid_images()[0])
+                self._set_current(current if cell is not None else self.grid_images()[0])
         elif self.images_on.get(canvas) is not None:
             self.show_single(self.images_on[canvas])
 
@@ -410,7 +410,7 @@ class Controller(QtCore.QObject):
         elif self.current_image is not None:
             self.show_single(self.current_image)
 
-    def _grid_images(self) -> list[Image]:
+    def grid_images(self) -> list[Image]:
         return [im for c, im in self.images_on.items() if im is not None and c is not self.window.single]
 
     def _link(self):
@@ -731,7 +731,7 @@ class Controller(QtCore.QObject):
         all_views = self.window.scope_all() if all_views is None else all_views
         targets = [self.current_image]
         if all_views and not self.window.showing_single():
-            targets = self._grid_images()
+            targets = self.grid_images()
         for image in targets:
             current = self.session.state(image).overlay
             if on:

@@ -102,6 +102,9 @@ def render_demo(window, controller, screenshot: Path) -> list[Path]:
     window.show()
     QtWidgets.QApplication.processEvents()
     shots = [save_widget_png(window, screenshot)]
+    bundle = show_first_overlay(controller)
+    if bundle is not None and _wait_for_overlays(controller, bundle):
+        shots.append(save_widget_png(window, screenshot.with_name(screenshot.stem + "-overlay.png")))
     volumes = [im for st in studies.studies() for im in st.volumes()]
     if volumes:
         controller.show_single(volumes[0])
@@ -112,6 +115,32 @@ def render_demo(window, controller, screenshot: Path) -> list[Path]:
     return shots
 
 
+def show_first_overlay(controller):
+    """Toggle the first map bundle (the shipped HealthyGAN) on every view of the hanging; returns it."""
+    if not controller.method_bundles or controller.current_image is None:
+        return None
+    bundle = controller.method_bundles[0]
+    controller.toggle_method(bundle, True, all_views=True)
+    return bundle
+
+
+def _wait_for_overlays(controller, bundle, timeout: float = 120.0) -> bool:
+    """Let the background jobs fill the hanging's maps in (offscreen demo only)."""
+    import time
+
+    from PySide6 import QtWidgets
+
+    images = [im for im in controller.grid_images() if im is not None]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        QtWidgets.QApplication.processEvents()
+        if all(controller.session.result(im, controller.session.state(im).frame, bundle) is not None for im in images):
+            QtWidgets.QApplication.processEvents()
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
     offscreen = offscreen or not has_display()
     app = _application(offscreen)
@@ -120,10 +149,14 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
         _install_error_hook(window)
         window.show()
         controller.open(demo_study_path())
+        show_first_overlay(controller)
         return app.exec()
     screenshot = (screenshot or Path("mammolens-demo.png")).resolve()
     shots = render_demo(window, controller, screenshot)
     print(controller.session.studies.describe())
+    if controller.method_bundles:
+        bundle = controller.method_bundles[0]
+        print(f"overlay: {bundle.name} {bundle.version}" + (f"; model card: {bundle.card_line}" if bundle.card_line else ""))
     for shot in shots:
         print(f"screenshot: {shot}")
     print("No display here, so the viewer rendered offscreen. On a desktop, `make demo` (or "

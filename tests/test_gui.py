@@ -92,3 +92,44 @@ def test_demo_command_writes_screenshots(tmp_path, monkeypatch, capsys):
     pixels = io.imread(shot)
     assert pixels.shape[0] > 500 and pixels.std() > 10
     assert shot.with_name("demo-dbt.png").is_file()
+
+
+def test_demo_opens_with_the_first_model_overlay_and_its_card_line(tiny_healthygan, tmp_path, monkeypatch, capsys):
+    """`make demo` with a model bundle: the hanging with its overlay, and what the model is."""
+    import json
+
+    from app.cli import main
+
+    _, _, bundle_dir = tiny_healthygan
+    models = tmp_path / "models"
+    import shutil
+
+    shutil.copytree(bundle_dir, models / "tiny")
+    (models / "tiny" / "card.json").write_text(json.dumps({"key_line": "test AUC 0.50 (0.40-0.60); clip check passed"}))
+    monkeypatch.setenv("MAMMOLENS_MODELS", str(models))
+    monkeypatch.setattr("inference.bundle.bundled_models_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr("inference.bundle.user_models_dir", lambda: tmp_path / "none")
+    shot = tmp_path / "demo.png"
+    assert main(["demo", "--offscreen", "--screenshot", str(shot)]) == 0
+    out = capsys.readouterr().out
+    assert "overlay: tiny 1; model card: test AUC 0.50 (0.40-0.60); clip check passed" in out
+    from skimage import io
+
+    plain, overlay = io.imread(shot), io.imread(shot.with_name("demo-overlay.png"))
+    assert plain.shape == overlay.shape and np.abs(plain.astype(int) - overlay.astype(int)).mean() > 1, \
+        "the overlay changes the picture"
+
+
+def test_overlay_panel_without_models_says_how_to_get_one(qtbot, tmp_path, monkeypatch):
+    from app.gui import build_window, demo_study_path
+
+    monkeypatch.delenv("MAMMOLENS_MODELS", raising=False)
+    monkeypatch.setattr("inference.bundle.bundled_models_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr("inference.bundle.user_models_dir", lambda: tmp_path / "none")
+    window, controller = build_window()
+    qtbot.addWidget(window)
+    window.show()
+    controller.open(demo_study_path())
+    text = window.overlay_panel.title.text()
+    assert "No model bundle found" in text and "mammolens train" in text and "mammolens export" in text
+    assert "toggle a method" not in text

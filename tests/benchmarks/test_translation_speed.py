@@ -31,12 +31,12 @@ def _best(fn, repeats: int = 5) -> float:
 
 def test_translation_ort_vs_torch(tmp_path):
     from inference.runtime import create_session
-    from training.export import _UnitRangeGenerator, export_onnx
-    from training.networks import HealthyGANGenerator
+    from training.export import export_onnx
+    from training.healthygan.networks import HealthyGANGenerator
 
     results = {"torch_threads": torch.get_num_threads()}
     for width in (16, 64):
-        net = _UnitRangeGenerator(HealthyGANGenerator(1, width=width)).eval()
+        net = HealthyGANGenerator(channels=1, width=width).eval()
         path = export_onnx(net, torch.rand(1, 1, 512, 512), tmp_path / f"g{width}.onnx", ["image"], ["intermediate", "mask"])
         session = create_session(path, device="cpu")
         x = np.random.default_rng(0).random((1, 1, 512, 512), dtype=np.float32)
@@ -46,41 +46,41 @@ def test_translation_ort_vs_torch(tmp_path):
         results[f"512px_width{width}"] = {"torch_eager_s": t_torch, "onnxruntime_s": t_ort, "speedup": t_torch / t_ort}
 
     from inference.bundle import resolve_bundle
-    from inference.translation import TranslationModel
+    from inference.methods.translation import TranslationEngine
     from training.phantom import simulate_dbt
 
     try:
         bundle = resolve_bundle("healthygan-phantom", method="translation")
-    except ValueError:  # not bundled yet: a stand-in of the shipped architecture (timing only)
+    except ValueError:  # not bundled: a stand-in of the shipped architecture (timing only)
         from tests.conftest import train_tiny_healthygan
-        from training.export import export_healthygan
+        from training.export import export_run
 
         train_tiny_healthygan(tmp_path / "standin", resolution=128, width=16, residual_blocks=6, iterations=2,
                               command="benchmark stand-in")
-        bundle = export_healthygan(tmp_path / "standin" / "run", tmp_path / "standin-bundle", name="standin",
-                                   log=lambda *a: None)
-    model = TranslationModel(bundle, device="cpu")
+        bundle = export_run(tmp_path / "standin" / "run", tmp_path / "standin-bundle", name="standin",
+                            log=lambda *a: None)
+    model = TranslationEngine(bundle, device="cpu")
     vol = simulate_dbt(3, shape=(2457, 1890), n_slices=70, pixel_spacing=0.1, lesion_classes=("mass",))
     frames = [np.clip(vol.frame(k).astype(np.float32) / 4095.0, 0, 1) for k in range(70)]
     t_ort_volume = _best(lambda: model.run_many(frames, ["L"] * 70), repeats=2)
     # the same volume with the network part in torch eager (same architecture; weights do not
     # change the cost, so the torch side keeps its initial ones)
-    from training.export import _UnitRangeGenerator as Wrap
-    from training.networks import HealthyGANGenerator
+    from training.healthygan.networks import HealthyGANGenerator
 
-    net = Wrap(HealthyGANGenerator(1, width=int(bundle.parameters["width"]),
-                                   residual_blocks=int(bundle.parameters["residual_blocks"]))).eval()
+    net = HealthyGANGenerator(channels=1, width=int(bundle.parameters["width"]),
+                              residual_blocks=int(bundle.parameters["residual_blocks"])).eval()
 
     class TorchSession:
         inputs = {"image": None}
         device_label = "torch"
+        fallback_reason = None
 
         def run_batched(self, feeds, batch):
             with torch.no_grad():
                 outs = [net(torch.from_numpy(feeds["image"][i:i + batch])) for i in range(0, len(feeds["image"]), batch)]
             return {"intermediate": torch.cat([o[0] for o in outs]).numpy(), "mask": torch.cat([o[1] for o in outs]).numpy()}
 
-    torch_model = TranslationModel(bundle, session=TorchSession())
+    torch_model = TranslationEngine(bundle, sessions={"generator": TorchSession()})
     t_torch_volume = _best(lambda: torch_model.run_many(frames, ["L"] * 70), repeats=2)
     one = model.run(frames[35], "L")
     results["dbt_70_slices"] = {"onnxruntime_s": t_ort_volume, "torch_eager_s": t_torch_volume,

@@ -52,12 +52,12 @@ def models_dir(tmp_path_factory):
         return bundled_models_dir()
     pytest.importorskip("torch")
     from tests.conftest import train_tiny_healthygan
-    from training.export import export_healthygan
+    from training.export import export_run
 
     root = tmp_path_factory.mktemp("viewer-bench-model")
     train_tiny_healthygan(root, resolution=128, width=16, iterations=2, command="benchmark stand-in")
-    export_healthygan(root / "run", root / "models" / "healthygan-standin", name="healthygan-standin",
-                      log=lambda *a: None)
+    export_run(root / "run", root / "models" / "healthygan-standin", name="healthygan-standin",
+               log=lambda *a: None)
     return root / "models"
 
 
