@@ -139,3 +139,35 @@ def test_foreign_object_rows_are_labelled_but_never_lesions(tmp_path):
     p.write_text("path,label,detail\nx.dcm,foreign_object,biopsy_clip\n")
     with pytest.raises(LabelsError, match="line 2: a foreign_object row has no box"):
         read_labels(p)
+
+
+def test_sliding_windows_keep_only_windows_on_the_breast():
+    from training.datasets import window_origins
+
+    breast = np.zeros((20, 20), bool)
+    breast[:, :10] = True  # the left half is breast
+    origins = window_origins(breast, fov=8, stride=4, min_breast=0.5)
+    # windows start at columns 0, 4, 8, 12; a window at column c covers c..c+7: breast share
+    # 1, 6/8, 2/8, 0 -> columns 0 and 4 pass, for every row start 0, 4, 8, 12
+    assert sorted({int(c) for _, c in origins}) == [0, 4]
+    assert sorted({int(r) for r, _ in origins}) == [0, 4, 8, 12] and len(origins) == 8
+    assert len(window_origins(breast, fov=32, stride=4)) == 0, "a window larger than the image fits nowhere"
+
+
+def test_boxes_follow_the_preprocessing_into_model_space_and_rois_are_cut_there():
+    from inference.preprocess import box_to_model_space, preprocess
+    from training.datasets import PreparedImages, lesion_rois
+
+    display = np.zeros((100, 80), np.float32)
+    display[:, 20:] = 0.5  # a right breast: chest wall on the right, flipped to face left
+    display[40:60, 30:50] = 1.0  # the lesion
+    prepared = preprocess(display, "R", 50)
+    x0, y0, x1, y1 = box_to_model_space((30, 40, 50, 60), prepared.geometry)
+    # mirrored: columns 30..50 of 80 become 80-50..80-30 = 30..50; padded to 100 x 100 and halved
+    assert (x0, y0, x1, y1) == pytest.approx((15.0, 20.0, 25.0, 30.0))
+    assert prepared.image[int(y0) + 2:int(y1) - 2, int(x0) + 2:int(x1) - 2].min() > 0.95
+    data = PreparedImages(prepared.image[None], prepared.mask[None], ["mass"], ["P1"], ["a.dcm"], ["train"],
+                          [[(x0, y0, x1, y1)]], [[]])
+    patches, classes = lesion_rois(data, size=16, margin=1.5)
+    assert patches.shape == (1, 16, 16) and classes == ["mass"]
+    assert patches[0, 6:10, 6:10].min() > 0.9 and patches[0].min() < 0.6, "lesion in the middle, context around"
