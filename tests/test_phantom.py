@@ -660,15 +660,16 @@ def test_draw_foreign_object_on_any_image():
     avoid = np.zeros(display.shape, dtype=bool)
     avoid[:, :60] = True
     before = display.copy()
-    out, box, mask = draw_foreign_object(display, 0.4, img.breast_mask, np.random.default_rng(3), "biopsy_clip",
-                                         avoid=avoid)
+    out, obj = draw_foreign_object(display, 0.4, img.breast_mask, np.random.default_rng(3), "biopsy_clip",
+                                   avoid=avoid)
+    mask = obj.mask
     assert np.array_equal(display, before)  # the input is not modified
-    assert out.dtype == display.dtype and box == _bbox(mask)
+    assert out.dtype == display.dtype and obj.box == _bbox(mask)
     assert not (mask & (avoid | ~img.breast_mask)).any()
     assert np.array_equal(out[~mask], display[~mask]) and out[mask].max() >= 0.95
-    again, box2, _ = draw_foreign_object(display, 0.4, img.breast_mask, np.random.default_rng(3), "biopsy_clip",
-                                         avoid=avoid)
-    assert box2 == box and np.array_equal(again, out)
+    again, obj2 = draw_foreign_object(display, 0.4, img.breast_mask, np.random.default_rng(3), "biopsy_clip",
+                                      avoid=avoid)
+    assert obj2.box == obj.box and np.array_equal(again, out)
     with pytest.raises(ValueError, match="no room"):
         draw_foreign_object(display, 0.4, np.zeros_like(img.breast_mask), np.random.default_rng(0), "skin_marker_bb")
 

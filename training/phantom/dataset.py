@@ -236,22 +236,13 @@ def generate_dataset(
     entries: list[dict] = []
     mask_dir = out / "masks"
 
-    def lesion_entries(key, stem, lesions):
+    def mask_entries(key, stem, items, prefix=""):
+        """Manifest records of lesions or foreign objects, each with its mask file."""
         recs = []
-        for i, les in enumerate(lesions):
-            rec = les.to_dict()
+        for i, item in enumerate(items):
+            rec = item.to_dict()
             if masks:
-                mp = _write_mask(mask_dir / f"{key}_{stem}_{i}.png", les.mask)
-                rec["mask"] = mp.relative_to(out).as_posix()
-            recs.append(rec)
-        return recs
-
-    def object_entries(key, stem, objects):
-        recs = []
-        for i, obj in enumerate(objects):
-            rec = obj.to_dict()
-            if masks:
-                mp = _write_mask(mask_dir / f"{key}_{stem}_fo{i}.png", obj.mask)
+                mp = _write_mask(mask_dir / f"{key}_{stem}_{prefix}{i}.png", item.mask)
                 rec["mask"] = mp.relative_to(out).as_posix()
             recs.append(rec)
         return recs
@@ -267,8 +258,8 @@ def generate_dataset(
                 **volume_fields,
                 "pixel_spacing": phantom.pixel_spacing, "bits_stored": phantom.bits_stored,
                 "density": round(phantom.density, 4), "beta": round(phantom.beta, 4),
-                "lesions": lesion_entries(key, mask_stem, phantom.lesions),
-                **({"foreign_objects": object_entries(key, mask_stem, phantom.foreign_objects)}
+                "lesions": mask_entries(key, mask_stem, phantom.lesions),
+                **({"foreign_objects": mask_entries(key, mask_stem, phantom.foreign_objects, "fo")}
                    if kind == "2d" else {}),
             }
         )

@@ -303,7 +303,7 @@ def _top_of(image: np.ndarray) -> float:
     return 1.0
 
 
-def place_foreign_object(
+def draw_foreign_object(
     image: np.ndarray,
     spacing: float,
     breast_mask: np.ndarray,
@@ -314,7 +314,21 @@ def place_foreign_object(
     top: float | None = None,
     gamma: float = GAMMA,
 ) -> tuple[np.ndarray, ForeignObject]:
-    """Like :func:`draw_foreign_object`, returning ``(image, ForeignObject)`` with the full record."""
+    """Draw one metal foreign object on any 2D image; returns ``(image, ForeignObject)``.
+
+    ``image`` holds for-presentation values (brighter = more attenuation): stored pixels
+    (integers, white = ``top``, by default the top of the smallest bit depth >= 8 that holds the
+    image's maximum) or a float display in [0, 1]. ``spacing`` is the pixel spacing in mm,
+    ``breast_mask`` the breast (the object lies inside it, clear of ``avoid``), ``rng`` the
+    object's own generator (give it its own stream, so the rest of the image does not depend on
+    it), ``kind`` one of :data:`FOREIGN_OBJECT_KINDS`. The metal is blended in the linear display
+    domain (``value = top * linear ** gamma``; pass ``gamma=1`` for an image linear in attenuation)
+    towards 0.955-0.985 of white, by each pixel's anti-aliased coverage, so it comes out near the
+    top of the display range after any window of the breast. The input is not modified; the
+    returned copy differs from it only inside the record's ``mask`` (every pixel the object
+    touches), whose bounding box is its ``box = (x0, y0, x1, y1)`` (x1/y1 exclusive). Raises
+    ValueError when the breast has no room for the object.
+    """
     image = np.asarray(image)
     breast_mask = np.asarray(breast_mask, dtype=bool)
     if image.ndim != 2 or breast_mask.shape != image.shape:
@@ -340,36 +354,6 @@ def place_foreign_object(
     obj = ForeignObject(kind=kind, shape=geom.shape, mask=mask, box=box, cx=float(cx), cy=float(cy),
                         size_mm=geom.size * ps, wire_mm=geom.wire * ps)
     return out, obj
-
-
-def draw_foreign_object(
-    image: np.ndarray,
-    spacing: float,
-    breast_mask: np.ndarray,
-    rng: np.random.Generator,
-    kind: str,
-    *,
-    avoid: np.ndarray | None = None,
-    top: float | None = None,
-    gamma: float = GAMMA,
-) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray]:
-    """Draw one metal foreign object on any 2D image; returns ``(image, box, mask)``.
-
-    ``image`` holds for-presentation values (brighter = more attenuation): stored pixels
-    (integers, white = ``top``, by default the top of the smallest bit depth >= 8 that holds the
-    image's maximum) or a float display in [0, 1]. ``spacing`` is the pixel spacing in mm,
-    ``breast_mask`` the breast (the object lies inside it, clear of ``avoid``), ``rng`` the
-    object's own generator (give it its own stream, so the rest of the image does not depend on
-    it), ``kind`` one of :data:`FOREIGN_OBJECT_KINDS`. The metal is blended in the linear display
-    domain (``value = top * linear ** gamma``; pass ``gamma=1`` for an image linear in attenuation)
-    towards 0.955-0.985 of white, by each pixel's anti-aliased coverage, so it comes out near the
-    top of the display range after any window of the breast. The input is not modified; the
-    returned copy differs from it only inside ``mask`` (every pixel the object touches), whose
-    bounding box is ``box = (x0, y0, x1, y1)`` (x1/y1 exclusive). Raises ValueError when the
-    breast has no room for the object.
-    """
-    out, obj = place_foreign_object(image, spacing, breast_mask, rng, kind, avoid=avoid, top=top, gamma=gamma)
-    return out, obj.box, obj.mask
 
 
 def foreign_object_rng(seed) -> np.random.Generator:
@@ -410,7 +394,7 @@ def add_foreign_object(
     if kind == "biopsy_clip" and image.pectoral_mask is not None:
         avoid |= image.pectoral_mask
     presets = image.window_presets()
-    pixels, obj = place_foreign_object(
+    pixels, obj = draw_foreign_object(
         image.pixels, ps, image.breast_mask, rng, kind, avoid=avoid, top=float((1 << image.bits_stored) - 1)
     )
     return replace(image, pixels=pixels, foreign_objects=list(image.foreign_objects) + [obj], presets=presets)
@@ -424,5 +408,4 @@ __all__ = [
     "add_foreign_object",
     "draw_foreign_object",
     "foreign_object_rng",
-    "place_foreign_object",
 ]
