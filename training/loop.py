@@ -116,10 +116,12 @@ def config_parser(prog: str, config_class, presets: dict):
 
 
 class GANMethod:
-    """What a method package gives the loop. Subclasses fill in every method below."""
+    """What a method package gives the loop and the export. Subclasses implement every method
+    that raises here; the class attributes name the method and its exported network."""
 
     name = ""  # the training package's name ("healthygan")
     method = ""  # the registry key / bundle method ("translation")
+    description = ""  # the bundle's description
     ema_network = "generator"  # averaged, exported and validated
     ema_phase = "generator"  # the EMA is updated after this phase's step
 
@@ -130,17 +132,6 @@ class GANMethod:
     def resolution(self) -> int:
         return int(getattr(self.cfg, "resolution"))
 
-    # data and networks
-    def prepare_data(self, out: Path, log: Callable[[str], None]) -> None: ...
-    def build_networks(self) -> dict[str, torch.nn.Module]: ...
-    def optimizers(self, networks: dict) -> dict[str, torch.optim.Optimizer]: ...
-    def loss(self, networks: dict): ...
-    def phases(self, iteration: int) -> tuple[str, ...]: ...
-    def learning_rate(self, iteration: int) -> float | None: return None
-    def next_batch(self, device: torch.device) -> dict: ...
-    def sample_grid(self, ema: torch.nn.Module) -> np.ndarray: ...
-    def run_info(self) -> dict: return {}
-
     @classmethod
     def paper_iterations(cls) -> int | None:
         """The paper's training length (its preset), for the card's budget line."""
@@ -149,11 +140,57 @@ class GANMethod:
         presets = getattr(importlib.import_module(cls.__module__), "PRESETS", {})
         return presets.get("paper", {}).get("iterations")
 
-    # export (training/export.py builds the bundle from these)
-    def export_networks(self, ema: torch.nn.Module) -> list: ...
-    def input_spec(self) -> dict: ...
-    def bundle_parameters(self) -> dict: return {}
-    description = ""
+    # -- training ------------------------------------------------------------------------------
+
+    def prepare_data(self, out: Path, log: Callable[[str], None]) -> None:
+        """Load the training data (cached beside the run in ``out``)."""
+        raise NotImplementedError
+
+    def build_networks(self) -> dict[str, torch.nn.Module]:
+        """The networks by name, built from the configuration's keyword arguments (order = RNG order)."""
+        raise NotImplementedError
+
+    def optimizers(self, networks: dict) -> dict[str, torch.optim.Optimizer]:
+        """One optimizer per phase name."""
+        raise NotImplementedError
+
+    def loss(self, networks: dict):
+        """An object with ``accumulate_gradients(phase, batch) -> dict of logged values``."""
+        raise NotImplementedError
+
+    def phases(self, iteration: int) -> tuple[str, ...]:
+        """The phases this iteration runs, in order."""
+        raise NotImplementedError
+
+    def learning_rate(self, iteration: int) -> float | None:
+        """The learning rate of this iteration for every optimizer; None keeps them as they are."""
+        return None
+
+    def next_batch(self, device: torch.device):
+        """One batch, handed to every phase of the iteration."""
+        raise NotImplementedError
+
+    def sample_grid(self, ema: torch.nn.Module) -> np.ndarray:
+        """A uint8 picture of what the averaged network does on fixed examples."""
+        raise NotImplementedError
+
+    def run_info(self) -> dict:
+        """Extra facts for run.json and the bundle's provenance (set sizes)."""
+        return {}
+
+    # -- export (training/export.py builds the bundle from these) --------------------------------
+
+    def export_networks(self, ema: torch.nn.Module) -> list:
+        """The networks of the bundle: a list of :class:`training.export.ExportNetwork`."""
+        raise NotImplementedError
+
+    def input_spec(self) -> dict:
+        """The bundle's ``input`` (resolution, channels, value range, ...)."""
+        raise NotImplementedError
+
+    def bundle_parameters(self) -> dict:
+        """The bundle's method ``parameters`` (architecture, widths, ...)."""
+        return {}
 
 
 def command_line() -> str:
