@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
-from inference.files import atomic_write_bytes, atomic_write_text
+from inference.files import atomic_write_bytes, atomic_write_text, safe_file_name
 
 
 def load_engine(method: str, model: str | None = None, device: str = "auto"):
@@ -28,9 +27,6 @@ def load_engine(method: str, model: str | None = None, device: str = "auto"):
         raise ValueError(f"{spec.title} has no engine in this version")
     return spec.load(resolve_bundle(model, method=spec.method), device)
 
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
 def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str | None = None, device: str = "auto",
@@ -52,7 +48,7 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     for patient in studies.patients:
         for s_index, study in enumerate(patient.studies, 1):
             for image in study.images():
-                name = _safe(f"{patient.key}_study{s_index}_{image.name}")
+                name = safe_file_name(f"{patient.key}_study{s_index}_{image.name}")
                 frames = list(range(image.n_frames)) if (image.is_volume and all_slices) else \
                     [image.n_frames // 2 if image.is_volume else 0]
                 jobs.append((name, image, frames))

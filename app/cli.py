@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-LESION_CLASSES = ("mass", "calcification", "architectural_distortion", "asymmetry")
+from inference.labels import LESION_CLASSES  # the one vocabulary (stdlib-only module: --help stays fast)
 
 
 def _shape(text: str) -> tuple[int, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import traceback
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from app.errors import MammolensError
+from inference.files import safe_file_name
 from app.gui import demo_study_path
 from app.image import Image
 from app.session import ResultCache, Session
@@ -1071,7 +1071,7 @@ class Controller(QtCore.QObject):
                 atomic_write_bytes(folder / f"{stem}.png", png_bytes(rgb))
                 return [folder / f"{stem}.png"]
             value_map = np.asarray(result.maps[style.map_name], dtype=np.float32)
-            base = f"{stem}_{_safe(bundle.name)}_{style.map_name}"
+            base = f"{stem}_{safe_file_name(bundle.name)}_{style.map_name}"
             rgb = compose(display, value_map, table, style.vmax, style.opacity,
                           style.threshold if style.contour else None)
             atomic_write_bytes(folder / f"{base}.png", png_bytes(draw_boxes(rgb, boxes)))
@@ -1125,8 +1125,5 @@ class Controller(QtCore.QObject):
                                 on_result=lambda paths: self.window.statusBar().showMessage(
                                     f"Exported {len(chosen)} patch(es) and labels.csv to {Path(folder).name}", 10000))
 
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 

@@ -10,7 +10,6 @@ session loads through :mod:`app.study` and takes results from the job runner.
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from app.heatmap import MapSummary, OverlayStyle
 from app.image import Image, VoiPreset
 from app.measure import Shape, describe
 from app.study import Study, StudySet, open_path
+from inference.files import safe_file_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from inference.bundle import Bundle, BundleError
@@ -178,9 +178,6 @@ def _to_uint8(display: np.ndarray) -> np.ndarray:
     return (display * np.float32(255) + np.float32(0.5)).astype(np.uint8)
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
-
 
 @dataclass
 class Session:
@@ -247,7 +244,7 @@ class Session:
         stem = f"{key}_study{s_index}_{image.name if (image.laterality or image.view) else 'image'}"
         if image.is_volume and frame is not None:
             stem += f"_slice{frame + 1:03d}"
-        return _safe_name(stem)
+        return safe_file_name(stem)
 
     # ------------------------------------------------------------------ frames
     def state(self, image: Image) -> ViewState:

@@ -45,3 +45,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
+
+
+def safe_file_name(text: str) -> str:
+    """``text`` with every run of characters outside ``A-Za-z0-9._-`` made one ``-``: portable file names."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")

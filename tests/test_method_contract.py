@@ -85,7 +85,7 @@ def _specs():
 
 @pytest.mark.parametrize("spec", _specs(), ids=lambda s: s.method)
 def test_every_method_keeps_the_shared_guarantees(spec, tiny_healthygan, tmp_path, monkeypatch):
-    from inference.jobs import CancelToken, Cancelled
+    from inference.jobs import CancelToken
     from training.export import export_run
     from training.loop import config_from_preset, train
 

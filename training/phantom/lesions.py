@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from inference.labels import LESION_CLASSES  # the one vocabulary of lesion classes
+
 from .noise import F32, power_law_noise, smoothstep
 
-LESION_CLASSES = ("mass", "calcification", "architectural_distortion", "asymmetry")
 MASS_SHAPES = ("round", "oval", "irregular", "spiculated")
 DETAILS = {
     "mass": MASS_SHAPES,
