@@ -135,15 +135,23 @@ def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT
     if objects.paths != twins.paths:
         raise RuntimeError("the foreign-object images and their twins do not line up")
     maps, twin_maps = engine.map_prepared(objects.images), engine.map_prepared(twins.images)
-    ratio, null, sizes = [], [], []
+    ratio, null, sizes, on_object, elsewhere, percentile = [], [], [], [], [], []
     for i in range(len(objects)):
-        footprint = (np.abs(objects.images[i] - twins.images[i]) > FOOTPRINT_MIN) & objects.masks[i]
-        rest = objects.masks[i] & ~footprint
+        breast = objects.masks[i]
+        footprint = (np.abs(objects.images[i] - twins.images[i]) > FOOTPRINT_MIN) & breast
+        rest = breast & ~footprint
         if not footprint.any() or not rest.any():
             continue
         sizes.append(int(footprint.sum()))
         ratio.append(float(maps[i][footprint].mean() / max(maps[i][rest].mean(), 1e-12)))
         null.append(float(twin_maps[i][footprint].mean() / max(twin_maps[i][rest].mean(), 1e-12)))
+        # why a score moves or not: the mean score's change split into the object's own pixels
+        # and the rest of the breast (which the network's global normalisation also shifts), and
+        # where the object's hottest pixel ranks in its breast (the focal score takes the top 1 %)
+        n = breast.sum()
+        on_object.append(float((maps[i][footprint] - twin_maps[i][footprint]).sum() / n))
+        elsewhere.append(float(abs((maps[i][rest] - twin_maps[i][rest]).sum()) / n))
+        percentile.append(float(100.0 * np.mean(maps[i][breast] < maps[i][footprint].max())))
     ratios = paired_test(ratio, null)
     paper = paired_test(engine.score_prepared(objects.images, objects.masks),
                         engine.score_prepared(twins.images, twins.masks))
@@ -162,6 +170,10 @@ def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT
             "focal_score_difference_median": focal["median_of_differences"], "focal_score_p_value": focal["p_value"],
             "focal_score_raised": raised(focal),
             "passed": lights_up and (raised(paper) or raised(focal)),
+            "mean_score_change_on_object_median": float(np.median(on_object)) if on_object else None,
+            "mean_score_change_elsewhere_abs_median": float(np.median(elsewhere)) if elsewhere else None,
+            "object_peak_percentile_median": float(np.median(percentile)) if percentile else None,
+            "object_peak_in_top_1_percent": int(sum(p >= 99.0 for p in percentile)),
             "data": f"{len(ratio)} phantom normals with one foreign object (seed {FOREIGN_OBJECT_SEED}, "
                     f"{patients} patients x 4 views) against their twins without it"}
 
@@ -233,9 +245,10 @@ def key_line(report: dict) -> str:
     fo = report.get("foreign_objects")
     if fo:
         scores = [name for name, key in (("mean", "paper_score_raised"), ("focal", "focal_score_raised")) if fo[key]]
-        parts.append(f"clip check {'passed' if fo['passed'] else 'FAILED'} (map {_f(fo['ratio_median'], 1)}x on the "
-                     f"object vs {_f(fo['null_ratio_median'], 1)}x on its twin; score raised: "
-                     f"{' and '.join(scores) if scores else 'none'})")
+        parts.append(f"clip check {'passed' if fo['passed'] else 'FAILED'}: map "
+                     f"{'lights up' if fo['lights_up'] else 'does not light up'} on the object "
+                     f"({_f(fo['ratio_median'], 1)}x vs {_f(fo['null_ratio_median'], 1)}x on its twin), "
+                     + (f"{' and '.join(scores)} score raised" if scores else "no score raised"))
     budget = report.get("budget") or {}
     if budget.get("iterations") is not None:
         paper_it = budget.get("paper_iterations")
@@ -280,7 +293,13 @@ def card_markdown(report: dict) -> str:
                   f"| {_f(fo['ratio_median'])} | {_f(fo['null_ratio_median'])} | {_f(fo['ratio_p_value'], 4)} | "
                   f"{fo['paper_score_difference_median']:.2e} ({_f(fo['paper_score_p_value'], 3)}) | "
                   f"{fo['focal_score_difference_median']:.2e} ({_f(fo['focal_score_p_value'], 3)}) | "
-                  f"{'yes' if fo['passed'] else 'NO'} |"]
+                  f"{'yes' if fo['passed'] else 'NO'} |", "",
+                  f"Why a score moves or not: over the breast's pixels, the object's own pixels change the mean "
+                  f"score by a median {fo['mean_score_change_on_object_median']:.2e}, the rest of the breast "
+                  f"(the network's global response to the object) by a median |{fo['mean_score_change_elsewhere_abs_median']:.2e}|; "
+                  f"the object's hottest map pixel ranks at the {_f(fo['object_peak_percentile_median'], 1)}th "
+                  f"percentile of its breast (median), in the top 1 % (the focal score) in "
+                  f"{fo['object_peak_in_top_1_percent']} of {fo['n']} images."]
     ceiling = report.get("supervised_ceiling")
     if ceiling:
         lines += ["", "## Supervised ceiling", "", ceiling["description"], "",

@@ -170,6 +170,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
 
 def _replace_folder(staging: Path, out: Path) -> None:
     """Move a finished folder into place; an old folder of that name is swapped out, then removed."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp made it private; a bundle folder is not
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
