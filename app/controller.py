@@ -19,11 +19,11 @@ import numpy as np
 from PySide6 import QtCore
 
 from app.errors import MammolensError
-from inference.files import safe_file_name
 from app.gui import demo_study_path
 from app.image import Image
 from app.session import ResultCache, Session
 from app.study import Study, StudySet
+from inference.files import safe_file_name
 
 SETTINGS_ENV = "MAMMOLENS_SETTINGS"
 RECENT_MAX = 10

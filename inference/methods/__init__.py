@@ -76,7 +76,7 @@ class MethodSpec:
     needs: str  # why its controls are disabled when no engine or bundle is there
     roles: tuple[str, ...]  # networks every bundle of this method carries
     optional_roles: tuple[str, ...] = ()
-    maps: tuple[str, ...] = ()  # result maps the viewer can show; the first is the main one
+    maps: tuple[str, ...] = ()  # result maps the viewer shows and caches; the first is the main one
     units: dict[str, str] = field(default_factory=dict)  # map name -> units on the colour bar
     parameters: tuple[Parameter, ...] = (DEVICE,)
     produces_map: bool = False
@@ -216,8 +216,8 @@ class EngineCache:
 register(MethodSpec(
     method="translation", title="HealthyGAN translation", aliases=("healthygan",),
     needs="needs a translation (HealthyGAN) model bundle", roles=("generator",),
-    maps=("difference", "mask", "healthy"),
-    units={"difference": "|x - B'| (display units 0..1)", "mask": "mask M (0..1)", "healthy": "B' (display units)"},
+    maps=("difference", "mask"),
+    units={"difference": "|x - B'| (display units 0..1)", "mask": "mask M (0..1)"},
     parameters=(Parameter("map", "Map", "difference", choices=("difference", "mask"),
                           help="difference |x - B'| or the generator's mask M", affects_result=False), DEVICE),
     produces_map=True, engine="inference.methods.translation:TranslationEngine", training="training.healthygan",
