@@ -61,15 +61,10 @@ def _image_level(engine, data, val, maps, val_maps) -> dict:
 
 def _same_view_normals(data) -> dict[str, list[int]]:
     views: dict[str, list[int]] = {}
-    for i, (label, path) in enumerate(zip(data.labels, data.paths)):
+    for i, (label, view) in enumerate(zip(data.labels, data.views)):
         if label == "normal":
-            views.setdefault(_view_of(data, i), []).append(i)
+            views.setdefault(view, []).append(i)
     return views
-
-
-def _view_of(data, i: int) -> str:
-    name = Path(data.paths[i]).stem.upper()
-    return "MLO" if "MLO" in name else "CC" if "CC" in name else ""
 
 
 def _localisation(data, maps) -> dict:
@@ -82,10 +77,10 @@ def _localisation(data, maps) -> dict:
     for i, boxes in enumerate(data.boxes):
         if data.labels[i] == "normal" or not boxes:
             continue
-        pool = normals.get(_view_of(data, i)) or any_normals
+        key = data.views[i]
+        pool = normals.get(key) or any_normals
         if not pool:
             break
-        key = _view_of(data, i)
         j = pool[used.get(key, 0) % len(pool)]  # each lesion gets the next normal of its view
         used[key] = used.get(key, 0) + 1
         ratios.append(box_ratio(maps[i], data.masks[i], boxes))

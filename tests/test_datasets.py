@@ -167,7 +167,7 @@ def test_boxes_follow_the_preprocessing_into_model_space_and_rois_are_cut_there(
     assert (x0, y0, x1, y1) == pytest.approx((15.0, 20.0, 25.0, 30.0))
     assert prepared.image[int(y0) + 2:int(y1) - 2, int(x0) + 2:int(x1) - 2].min() > 0.95
     data = PreparedImages(prepared.image[None], prepared.mask[None], ["mass"], ["P1"], ["a.dcm"], ["train"],
-                          [[(x0, y0, x1, y1)]], [[]])
+                          [[(x0, y0, x1, y1)]], [[]], ["CC"])
     patches, classes = lesion_rois(data, size=16, margin=1.5)
     assert patches.shape == (1, 16, 16) and classes == ["mass"]
     assert patches[0, 6:10, 6:10].min() > 0.9 and patches[0].min() < 0.6, "lesion in the middle, context around"

@@ -25,7 +25,7 @@ from inference.preprocess import box_to_model_space, preprocess
 
 FOREIGN_OBJECT = "foreign_object"
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -38,6 +38,7 @@ class PreparedImages:
     splits: list[str]
     boxes: list[list[tuple[float, float, float, float]]]  # lesion boxes per image, model space
     objects: list[list[tuple[float, float, float, float]]]  # foreign-object boxes per image, model space
+    views: list[str]  # "CC", "MLO", ... (the labels file's view, else the image's)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -47,7 +48,7 @@ class PreparedImages:
         return PreparedImages(self.images[idx], self.masks[idx], [self.labels[i] for i in idx],
                               [self.patients[i] for i in idx], [self.paths[i] for i in idx],
                               [self.splits[i] for i in idx], [self.boxes[i] for i in idx],
-                              [self.objects[i] for i in idx])
+                              [self.objects[i] for i in idx], [self.views[i] for i in idx])
 
     @property
     def is_normal(self) -> np.ndarray:
@@ -77,10 +78,10 @@ def load_images(labels_path: str | Path, resolution: int, *, splits=None, cache_
                 meta = json.loads(str(z["meta"]))
                 return PreparedImages(z["images"], z["masks"], meta["labels"], meta["patients"], meta["paths"],
                                       meta["splits"], [[tuple(b) for b in bs] for bs in meta["boxes"]],
-                                      [[tuple(b) for b in bs] for bs in meta["objects"]])
+                                      [[tuple(b) for b in bs] for bs in meta["objects"]], meta["views"])
     grouped = rows_by_image(read_labels(labels_path))
     items = [(p, rows) for p, rows in grouped.items() if not splits or rows[0].split in splits]
-    images, masks, labels, patients, paths, split_names, boxes, objects = [], [], [], [], [], [], [], []
+    images, masks, labels, patients, paths, split_names, boxes, objects, views = [], [], [], [], [], [], [], [], []
     for i, (path, rows) in enumerate(items):
         if progress:
             progress(i, len(items), Path(path).name)
@@ -95,16 +96,18 @@ def load_images(labels_path: str | Path, resolution: int, *, splits=None, cache_
         patients.append(rows[0].patient or path)
         paths.append(path)
         split_names.append(rows[0].split)
+        views.append(rows[0].view or image.view)
         in_model = [(r.label, box_to_model_space(r.box(), prepared.geometry)) for r in rows if r.box() is not None]
         boxes.append([b for label, b in in_model if label not in ("normal", FOREIGN_OBJECT)])
         objects.append([b for label, b in in_model if label == FOREIGN_OBJECT])
     if not images:
         raise ValueError(f"{labels_path.name} lists no 2D image in split(s) {splits or 'any'}")
     data = PreparedImages(np.stack(images).astype(np.float32), np.stack(masks), labels, patients, paths, split_names,
-                          boxes, objects)
+                          boxes, objects, views)
     if cache is not None:
         buffer = io.BytesIO()
-        meta = dict(labels=labels, patients=patients, paths=paths, splits=split_names, boxes=boxes, objects=objects)
+        meta = dict(labels=labels, patients=patients, paths=paths, splits=split_names, boxes=boxes, objects=objects,
+                    views=views)
         np.savez_compressed(buffer, images=data.images, masks=data.masks, meta=json.dumps(meta))
         atomic_write_bytes(cache, buffer.getvalue())
     return data
