@@ -200,9 +200,9 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
 
     labels = Path(labels)
     engine = load_engine(method, model, device)
-    data = load_images(labels, engine.resolution, splits=(split,))
+    data = load_images(labels, engine.resolution, splits=(split,), progress=progress)
     try:
-        val = load_images(labels, engine.resolution, splits=("val",)) if split != "val" else None
+        val = load_images(labels, engine.resolution, splits=("val",), progress=progress) if split != "val" else None
     except ValueError:
         val = None
     maps = engine.map_prepared(data.images)
@@ -213,7 +213,7 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
               "image_level": _image_level(engine, data, val, maps, val_maps),
               "localisation": _localisation(data, maps)}
     if object_patients:
-        report["foreign_objects"] = foreign_object_check(engine, labels, patients=object_patients)
+        report["foreign_objects"] = foreign_object_check(engine, labels, patients=object_patients, progress=progress)
     if ceiling:
         from training.ceiling import supervised_ceiling
 
