@@ -34,7 +34,7 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     """Run ``method`` on every image under ``path``; write maps, overlays and a score table."""
     from app.heatmap import VIRIDIS, compose, rgba_table, summarise
     from inference.images import png_bytes
-    from app.study import open_path
+    from inference.studies.study import open_path
 
     engine = load_engine(method, model, device)
     if not engine.spec.produces_map:

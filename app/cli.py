@@ -81,7 +81,7 @@ def _method_arguments(p: argparse.ArgumentParser) -> None:
 
 def _parameters(args, spec) -> dict:
     """The run parameters of ``spec`` the user set (checked against the registry's ranges)."""
-    from app.errors import MammolensError
+    from inference.errors import MammolensError
 
     values = {}
     for param in spec.parameters:
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         except PackageNotFoundError:
             print("mammolens (not installed)")
         return 0
-    from app.errors import MammolensError
+    from inference.errors import MammolensError
     from inference.bundle import BundleError
     from inference.labels import LabelsError
 
@@ -234,7 +234,7 @@ def _dispatch(args) -> int:
 
         return run_demo(screenshot=args.screenshot, offscreen=args.offscreen)
     if args.command == "info":
-        from app.study import open_path
+        from inference.studies.study import open_path
 
         studies = open_path(args.path)
         print(studies.describe())

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from app.errors import MammolensError
+from inference.errors import MammolensError
 from app.gui import demo_study_path
-from app.image import Image
+from inference.studies.image import Image
 from app.session import ResultCache, Session
-from app.study import Study, StudySet
+from inference.studies.study import Study, StudySet
 from inference.files import safe_file_name
 
 SETTINGS_ENV = "MAMMOLENS_SETTINGS"
@@ -279,7 +279,7 @@ class Controller(QtCore.QObject):
         """"L" when the stored image has its chest wall on the left edge, "R" on the right."""
         key = id(image)
         if key not in self._walls:
-            from app.plain_io import infer_laterality
+            from inference.studies.plain_io import infer_laterality
 
             state = self.session.state(image)
             untouched = state.preset is None and not state.invert and state.slab == 1

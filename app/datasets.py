@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.errors import LoadError
+from inference.errors import LoadError
 from inference.labels import LabelRow
 
 #: MIAS class code -> (mammolens label, detail)

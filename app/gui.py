@@ -10,7 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from app.errors import MammolensError
+from inference.errors import MammolensError
 
 
 def demo_study_path() -> Path:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from PySide6 import QtCore
 
-from app.errors import MammolensError
+from inference.errors import MammolensError
 from inference.jobs import CancelToken, Cancelled
 
 _PROGRESS_INTERVAL_S = 0.05

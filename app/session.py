@@ -5,7 +5,7 @@ user changed: frame, VOI window, inversion, MIP slab, the method overlay shown, 
 It also holds what the methods produced (a bounded cache of results per image, frame, bundle
 and parameters), how each bundle's maps are coloured, and the ground-truth labels found next to
 the study. Widgets subscribe to its events and never load files or run models themselves; the
-session loads through :mod:`app.study` and takes results from the job runner.
+session loads through :mod:`inference.studies.study` and takes results from the job runner.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import numpy as np
 
 from app.heatmap import MapSummary, OverlayStyle
-from app.image import Image, VoiPreset
+from inference.studies.image import Image, VoiPreset
 from app.measure import Shape, describe
-from app.study import Study, StudySet, open_path
+from inference.studies.study import Study, StudySet, open_path
 from inference.files import safe_file_name
 
 if TYPE_CHECKING:  # pragma: no cover

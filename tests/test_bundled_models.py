@@ -47,7 +47,7 @@ def test_card_is_in_the_bundle_and_the_map_lights_up_on_foreign_objects(healthyg
 def test_the_demo_study_gets_maps_and_calibrated_decisions(healthygan, tmp_path):
     from app.analysis import analyze_path
     from app.gui import demo_study_path
-    from app.study import open_path
+    from inference.studies.study import open_path
 
     demo = demo_study_path()
     summary = analyze_path(demo, "healthygan", tmp_path, model=str(HEALTHYGAN), device="cpu")

@@ -103,7 +103,7 @@ def test_mias_boxes_land_on_the_masses(mias_rows):
 
 def test_mias_laterality_matches_the_films(mias_rows):
     """Even films are left breasts (chest wall on the left), odd right: inferred side agrees."""
-    from app.plain_io import infer_laterality, read_plain
+    from inference.studies.plain_io import infer_laterality, read_plain
     from pathlib import Path
 
     _, rows = mias_rows

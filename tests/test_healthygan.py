@@ -153,7 +153,7 @@ def test_dbt_whole_volume_with_progress_and_cancel(tiny_healthygan, tmp_path):
     seen = []
     summary = analyze_path(demo_study_path() / "DBT_LCC.dcm", "healthygan", tmp_path / "dbt", model=str(bundle_dir),
                            all_slices=True, progress=lambda d, t, m: seen.append((d, t)))
-    from app.study import open_path
+    from inference.studies.study import open_path
 
     dbt = open_path(demo_study_path() / "DBT_LCC.dcm").images()[0]
     n = dbt.n_frames

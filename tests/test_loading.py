@@ -7,9 +7,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from app import errors
-from app.dicom_io import open_dicom
-from app.study import open_path
+from inference import errors
+from inference.studies.dicom_io import open_dicom
+from inference.studies.study import open_path
 from tests.conftest import pydicom_file
 
 # (file, transfer syntax it is stored in)

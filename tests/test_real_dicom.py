@@ -9,8 +9,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.image import VoiPreset
-from app.study import open_path
+from inference.studies.image import VoiPreset
+from inference.studies.study import open_path
 from tests.conftest import shared_file
 
 

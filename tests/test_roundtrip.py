@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.study import open_path
+from inference.studies.study import open_path
 
 
 def test_folder_groups_patients_studies_and_hangs_views(phantom_study):

@@ -67,7 +67,7 @@ def load_images(labels_path: str | Path, resolution: int, *, splits=None, cache_
 
     DBT volumes are skipped here: the 2D translation models are trained on 2D views.
     """
-    from app.study import open_path
+    from inference.studies.study import open_path
 
     labels_path = Path(labels_path)
     cache = None

@@ -65,7 +65,7 @@ def files(tmp_path_factory):
 MAMMOLENS_FIRST_PIXELS = """
     import time
     t0 = time.perf_counter()
-    from app.study import open_path
+    from inference.studies.study import open_path
     image = open_path({path!r}).images()[0]
     frame = image.display(image.n_frames // 2 if image.n_frames > 1 else 0)
     RESULT = {{"seconds": time.perf_counter() - t0, "decoded_frames": image.decoded_frames,
@@ -80,7 +80,7 @@ MAMMOLENS_ON_SCREEN = """
     from viewer.canvas import ImageCanvas
     canvas = ImageCanvas(); canvas.resize(900, 900); canvas.show()
     t1 = time.perf_counter()
-    from app.study import open_path
+    from inference.studies.study import open_path
     image = open_path({path!r}).images()[0]
     canvas.show_frame(image.display(0), image.name)
     app.processEvents()
@@ -105,7 +105,7 @@ NAIVE_FIRST_PIXELS = """
 
 SLICE_CHANGE = """
     import time
-    from app.study import open_path
+    from inference.studies.study import open_path
     image = open_path({path!r}).images()[0]
     image.display(0)
     times = []
@@ -130,7 +130,7 @@ def test_time_to_first_pixels(files):
     results["dbt_slice_change"] = _best(SLICE_CHANGE.format(path=str(files["dbt"])), repeats=2)
     dbt_bytes = DBT_SHAPE[0] * DBT_SHAPE[1] * DBT_SLICES * 2
     results["dbt_volume_decoded_mb"] = dbt_bytes / 2**20
-    baseline = _measure("RESULT = {'seconds': 0.0}\nfrom app.study import open_path\nimport numpy, pydicom")
+    baseline = _measure("RESULT = {'seconds': 0.0}\nfrom inference.studies.study import open_path\nimport numpy, pydicom")
     results["interpreter_baseline_rss_mb"] = baseline["peak_rss_mb"]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "loading.json").write_text(json.dumps(results, indent=2))

@@ -189,7 +189,7 @@ class Image:
         return lo, lut
 
     def _display_chain(self, values, attrs, preset: VoiPreset) -> np.ndarray:
-        from app import voi  # local: keeps pydicom out of import time
+        from inference.studies import voi  # local: keeps pydicom out of import time
 
         modality = values.astype(np.float64) if attrs is None else voi.modality(values, attrs)
         out = voi.apply_preset(modality, attrs, preset)

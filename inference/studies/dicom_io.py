@@ -1,4 +1,4 @@
-"""Open one DICOM file as an :class:`~app.image.Image` with lazy frames, through pydicom.
+"""Open one DICOM file as an :class:`~inference.studies.image.Image` with lazy frames, through pydicom.
 
 Headers are read with large values deferred, so opening never reads the pixel data; a frame is
 decoded by ``pydicom.pixels.pixel_array(path, index=i)`` only when asked for. Enhanced
@@ -19,8 +19,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from app import voi
-from app.errors import (
+from inference.studies import voi
+from inference.errors import (
     LoadError,
     MissingCodecError,
     NoPixelDataError,
@@ -29,7 +29,7 @@ from app.errors import (
     UnsupportedImageError,
     UnsupportedTransferSyntaxError,
 )
-from app.image import FrameSource, Image, VoiPreset
+from inference.studies.image import FrameSource, Image, VoiPreset
 
 BREAST_TOMOSYNTHESIS = "1.2.840.10008.5.1.4.1.1.13.1.3"
 

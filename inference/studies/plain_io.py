@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import LoadError, NotDicomError
-from app.image import FrameSource, Image, VoiPreset
+from inference.errors import LoadError, NotDicomError
+from inference.studies.image import FrameSource, Image, VoiPreset
 
 PLAIN_SUFFIXES = {".png", ".pgm", ".pnm", ".tif", ".tiff", ".jpg", ".jpeg"}
 

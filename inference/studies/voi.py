@@ -12,7 +12,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 
-from app.image import VoiPreset
+from inference.studies.image import VoiPreset
 
 _FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 _OUT_BITS = 16

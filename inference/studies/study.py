@@ -1,7 +1,7 @@
 """Open a file, a folder (recursive) or a DICOMDIR as patients / studies / series of images.
 
 Qt-free: the viewer observes what this builds. Bad files never stop a folder: each one becomes a
-:class:`~app.errors.LoadError` in :attr:`StudySet.failures` with its one-sentence reason, and the
+:class:`~inference.errors.LoadError` in :attr:`StudySet.failures` with its one-sentence reason, and the
 rest loads. Patient identifiers stay inside the images' ``identity``; everything meant for
 display uses the pseudonymous patient key ("Patient 1", ...).
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.errors import EmptyFolderError, LoadError, MammolensError
-from app.image import Image, order_views, view_sort_key
-from app.plain_io import PLAIN_SUFFIXES, open_plain
+from inference.errors import EmptyFolderError, LoadError, MammolensError
+from inference.studies.image import Image, order_views, view_sort_key
+from inference.studies.plain_io import PLAIN_SUFFIXES, open_plain
 
 # Sidecar files that sit next to images in research folders and are not images.
 _SIDECAR_SUFFIXES = {".csv", ".txt", ".json", ".md", ".npy", ".npz", ".xml", ".html", ".pdf", ".py",
@@ -122,7 +122,7 @@ def _candidate_files(root: Path) -> list[Path]:
 def _dicomdir_files(path: Path) -> list[Path]:
     from pydicom.fileset import FileSet
 
-    from app.dicom_io import read_header
+    from inference.studies.dicom_io import read_header
 
     ds = read_header(path)
     if "DirectoryRecordSequence" not in ds:
@@ -152,7 +152,7 @@ def _labels_beside(root: Path) -> dict[str, tuple[str, str]]:
 
 def open_path(path: str | os.PathLike, progress: Progress | None = None) -> StudySet:
     """Open a file, folder or DICOMDIR. Raises only when nothing at all can be opened."""
-    from app.dicom_io import open_dicom, read_header, stack_slices
+    from inference.studies.dicom_io import open_dicom, read_header, stack_slices
 
     root = Path(path)
     if not root.exists():
