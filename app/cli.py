@@ -10,7 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from inference.labels import LESION_CLASSES  # the one vocabulary (stdlib-only module: --help stays fast)
+from inference.labels import (
+    LESION_CLASSES,  # the one vocabulary (stdlib-only module: --help stays fast)
+)
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -210,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         except PackageNotFoundError:
             print("mammolens (not installed)")
         return 0
-    from inference.errors import MammolensError
     from inference.bundle import BundleError
+    from inference.errors import MammolensError
     from inference.labels import LabelsError
 
     try:

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from inference.errors import MammolensError
 from app.gui import demo_study_path
-from inference.studies.image import Image
 from app.session import ResultCache, Session
-from inference.studies.study import Study, StudySet
+from inference.errors import MammolensError
 from inference.files import safe_file_name
+from inference.studies.image import Image
+from inference.studies.study import Study, StudySet
 
 SETTINGS_ENV = "MAMMOLENS_SETTINGS"
 RECENT_MAX = 10
@@ -1040,8 +1040,8 @@ class Controller(QtCore.QObject):
         map as .npy, in the original pixel grid; named from the pseudonymous patient key and view
         only. Runs as a job: encoding a full-field PNG takes longer than the UI may stall."""
         from app.heatmap import compose
-        from inference.images import png_bytes
         from inference.files import atomic_write_bytes
+        from inference.images import png_bytes
 
         image = self.current_image
         if image is None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 LUT_SIZE = 256  # threshold resolution vmax / 256; <= 256 entries lets Qt draw the map as an indexed image
 
 #: Perceptually uniform colour maps that stay readable with colour-vision deficiencies.

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from PySide6 import QtCore
 
 from inference.errors import MammolensError
-from inference.jobs import CancelToken, Cancelled
+from inference.jobs import Cancelled, CancelToken
 
 _PROGRESS_INTERVAL_S = 0.05
 

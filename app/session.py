@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import numpy as np
 
 from app.heatmap import MapSummary, OverlayStyle
-from inference.studies.image import Image, VoiPreset
 from app.measure import Shape, describe
-from inference.studies.study import Study, StudySet, open_path
 from inference.files import safe_file_name
+from inference.studies.image import Image, VoiPreset
+from inference.studies.study import Study, StudySet, open_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from inference.bundle import Bundle, BundleError

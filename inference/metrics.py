@@ -411,7 +411,9 @@ def paired_test(a, b) -> dict:
     if not np.any(d):
         out.update(statistic=0.0, p_value=1.0)
         return out
-    from scipy.stats import wilcoxon  # lazily: importing scipy.stats costs a noticeable part of a second
+    from scipy.stats import (
+        wilcoxon,  # lazily: importing scipy.stats costs a noticeable part of a second
+    )
 
     result = wilcoxon(x, y, alternative="two-sided")
     out.update(statistic=float(result.statistic), p_value=float(result.pvalue))

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from inference import bundle as bundle_mod
-from inference.bundle import (BundleError, Calibration, InputSpec, find_bundles, load_bundle, resolve_bundle,
-                              write_bundle)
+from inference.bundle import (
+    BundleError,
+    Calibration,
+    InputSpec,
+    find_bundles,
+    load_bundle,
+    resolve_bundle,
+    write_bundle,
+)
 
 PROVENANCE = {"command": "mammolens train translation --iterations 10", "seed": 7, "iterations": 10,
               "code_revision": "abc1234", "date": "2026-11-21", "device": "cpu", "training_data": "phantom n=8"}

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from app.datasets import import_mias, parse_mias_info
-from inference.labels import LabelRow, LabelsError, read_labels, split_by_patient, write_labels
+from inference.labels import (
+    LabelRow,
+    LabelsError,
+    read_labels,
+    split_by_patient,
+    write_labels,
+)
 from tests.conftest import shared_file
 
 
@@ -103,8 +109,9 @@ def test_mias_boxes_land_on_the_masses(mias_rows):
 
 def test_mias_laterality_matches_the_films(mias_rows):
     """Even films are left breasts (chest wall on the left), odd right: inferred side agrees."""
-    from inference.studies.plain_io import infer_laterality, read_plain
     from pathlib import Path
+
+    from inference.studies.plain_io import infer_laterality, read_plain
 
     _, rows = mias_rows
     paths = {r.path: r.laterality for r in rows}

@@ -12,8 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from training.healthygan import HealthyGAN, focus_loss  # noqa: E402
-from training.healthygan.networks import (HealthyGANGenerator, PatchCritic, compose_healthy,  # noqa: E402
-                                          compose_reconstruction)
+from training.healthygan.networks import (  # noqa: E402
+    HealthyGANGenerator,
+    PatchCritic,
+    compose_healthy,
+    compose_reconstruction,
+)
 from training.loop import train  # noqa: E402
 from training.torch_utils import gradient_penalty, load_checkpoint  # noqa: E402
 
@@ -147,7 +151,7 @@ def test_analyze_writes_outputs(tiny_healthygan, tmp_path):
 def test_dbt_whole_volume_with_progress_and_cancel(tiny_healthygan, tmp_path):
     from app.analysis import analyze_path
     from app.gui import demo_study_path
-    from inference.jobs import CancelToken, Cancelled
+    from inference.jobs import Cancelled, CancelToken
 
     _, _, bundle_dir = tiny_healthygan
     seen = []

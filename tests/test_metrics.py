@@ -6,8 +6,19 @@ import math
 import numpy as np
 import pytest
 
-from inference.metrics import (auc_confidence_interval, box_ratio, confusion_at, equal_sens_spec_threshold,
-                               evaluate, focal_score, hit_rate, paired_test, roc_auc, roc_curve, youden_threshold)
+from inference.metrics import (
+    auc_confidence_interval,
+    box_ratio,
+    confusion_at,
+    equal_sens_spec_threshold,
+    evaluate,
+    focal_score,
+    hit_rate,
+    paired_test,
+    roc_auc,
+    roc_curve,
+    youden_threshold,
+)
 from inference.result import Result, decide
 
 # Worked example (one tie between a normal and an abnormal, at 0.4):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inference import runtime
-from inference.jobs import CancelToken, Cancelled, report
+from inference.jobs import Cancelled, CancelToken, report
 from inference.runtime import CPU, CUDA, ModelLoadError, bundle_session, create_session
 from tests.test_bundle import conv_model, make_translation_bundle
 

@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from inference.bundle import Calibration
-from inference.methods.translation import TranslationEngine, difference_score, healthy_image
+from inference.methods.translation import (
+    TranslationEngine,
+    difference_score,
+    healthy_image,
+)
 
 
 class FakeBundle:

@@ -27,8 +27,17 @@ from typing import Callable
 import numpy as np
 import torch
 
-from training.torch_utils import (EMA, ProgressBar, code_revision, compact_state, load_checkpoint, save_checkpoint,
-                                  seed_everything, setup_distributed, unwrap)
+from training.torch_utils import (
+    EMA,
+    ProgressBar,
+    code_revision,
+    compact_state,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    setup_distributed,
+    unwrap,
+)
 
 CHECKPOINT = "checkpoint.pt"
 CARRY = "carry.pt"

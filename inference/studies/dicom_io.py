@@ -19,7 +19,6 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from inference.studies import voi
 from inference.errors import (
     LoadError,
     MissingCodecError,
@@ -29,6 +28,7 @@ from inference.errors import (
     UnsupportedImageError,
     UnsupportedTransferSyntaxError,
 )
+from inference.studies import voi
 from inference.studies.image import FrameSource, Image, VoiPreset
 
 BREAST_TOMOSYNTHESIS = "1.2.840.10008.5.1.4.1.1.13.1.3"

@@ -48,7 +48,12 @@ def _best(code: str, repeats: int = 3) -> dict:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    from training.phantom import simulate_dbt, simulate_mammogram, write_dbt_dicom, write_mammogram_dicom
+    from training.phantom import (
+        simulate_dbt,
+        simulate_mammogram,
+        write_dbt_dicom,
+        write_mammogram_dicom,
+    )
 
     out = tmp_path_factory.mktemp("bench")
     mg = simulate_mammogram(1, view="MLO", laterality="R", shape=MG_SHAPE, pixel_spacing=0.07,

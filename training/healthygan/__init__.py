@@ -21,7 +21,11 @@ import torch
 
 from training.healthygan.config import PRESETS, HealthyGANConfig
 from training.healthygan.loss import HealthyGANLoss, focus_loss
-from training.healthygan.networks import HealthyGANGenerator, PatchCritic, compose_healthy
+from training.healthygan.networks import (
+    HealthyGANGenerator,
+    PatchCritic,
+    compose_healthy,
+)
 from training.loop import GANMethod
 
 Config = HealthyGANConfig

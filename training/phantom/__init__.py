@@ -12,6 +12,11 @@ images from their own random stream; they are labelled ``foreign_object``, never
 """
 from .dataset import generate_dataset, labels_from_manifest, lesion_label_rows
 from .dbt import PhantomVolume, simulate_dbt
+from .dicom_writer import (
+    write_dbt_dicom,
+    write_legacy_dbt_series,
+    write_mammogram_dicom,
+)
 from .foreign import (
     FOREIGN_OBJECT_KINDS,
     FOREIGN_OBJECT_LABEL,
@@ -20,7 +25,6 @@ from .foreign import (
     draw_foreign_object,
     foreign_object_rng,
 )
-from .dicom_writer import write_dbt_dicom, write_legacy_dbt_series, write_mammogram_dicom
 from .lesions import LESION_CLASSES, PhantomLesion
 from .mammogram import PhantomImage, simulate_mammogram
 

@@ -37,8 +37,8 @@ from scipy.spatial import cKDTree
 from .noise import (
     F32,
     band_pass_filter,
-    low_pass_filter,
     filtered_fields,
+    low_pass_filter,
     power_law_filter,
     power_law_noise,
     smoothstep,

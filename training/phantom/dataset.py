@@ -30,7 +30,12 @@ from .dicom_writer import (
     write_legacy_dbt_series,
     write_mammogram_dicom,
 )
-from .foreign import FOREIGN_OBJECT_KINDS, FOREIGN_OBJECT_LABEL, ForeignObject, add_foreign_object
+from .foreign import (
+    FOREIGN_OBJECT_KINDS,
+    FOREIGN_OBJECT_LABEL,
+    ForeignObject,
+    add_foreign_object,
+)
 from .lesions import LESION_CLASSES, PhantomLesion
 from .mammogram import child, simulate_mammogram
 

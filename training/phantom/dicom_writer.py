@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_encoder

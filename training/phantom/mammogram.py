@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import anatomy
-from .lesions import LESION_CLASSES, LesionModel, PhantomLesion, draw_lesions, public_lesion, render_lesions
+from .lesions import (
+    LESION_CLASSES,
+    LesionModel,
+    PhantomLesion,
+    draw_lesions,
+    public_lesion,
+    render_lesions,
+)
 
 # children of the image's SeedSequence (kept stable so adding a lesion never changes the anatomy);
 # a DBT volume uses the same numbering, its tissue layers drawing from the texture's child
