@@ -31,29 +31,33 @@ class ExportNetwork:
     module: torch.nn.Module
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    example: torch.Tensor  # in the network's own value range
+    example: torch.Tensor | tuple  # in the network's own value range; a tuple for several inputs (image, mask)
+
+    @property
+    def examples(self) -> tuple:
+        return tuple(self.example) if isinstance(self.example, (tuple, list)) else (self.example,)
 
 
-def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, input_names, output_names) -> Path:
-    """ONNX with a dynamic batch axis on every input and output."""
+def export_onnx(module: torch.nn.Module, example, path: Path, input_names, output_names) -> Path:
+    """ONNX with a dynamic batch axis on every input and output (``example``: a tensor or a tuple of them)."""
     dynamic = {name: {0: "batch"} for name in list(input_names) + list(output_names)}
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        torch.onnx.export(module.eval(), (example,), str(path), input_names=list(input_names),
+        torch.onnx.export(module.eval(), tuple(example) if isinstance(example, (tuple, list)) else (example,), str(path), input_names=list(input_names),
                           output_names=list(output_names), dynamic_axes=dynamic, opset_version=OPSET,
                           dynamo=False)
     return path
 
 
 def max_abs_difference(module: torch.nn.Module, onnx_path: Path, inputs: np.ndarray) -> float:
-    """Largest |ORT - torch| over all outputs for the given batch."""
+    """Largest |ORT - torch| over all outputs for the given batch (a tuple of arrays for several inputs)."""
     from inference.runtime import create_session
 
     session = create_session(onnx_path, device="cpu")
-    name = next(iter(session.inputs))
-    ort_out = session.run({name: inputs.astype(np.float32)})
+    arrays = [np.asarray(a, dtype=np.float32) for a in (inputs if isinstance(inputs, (tuple, list)) else (inputs,))]
+    ort_out = session.run(dict(zip(session.inputs, arrays)))
     with torch.no_grad():
-        torch_out = module(torch.from_numpy(inputs.astype(np.float32)))
+        torch_out = module(*(torch.from_numpy(a) for a in arrays))
     torch_out = torch_out if isinstance(torch_out, (tuple, list)) else (torch_out,)
     return max(float(np.abs(o - t.numpy()).max()) for o, t in zip(ort_out.values(), torch_out))
 
@@ -76,14 +80,16 @@ def write_network_bundle(method, ema: torch.nn.Module, folder: Path, *, name: st
     networks, parameters = {}, dict(method.bundle_parameters())
     diffs = {}
     for net in method.export_networks(ema):
-        path = export_onnx(net.module, net.example.cpu(), folder / f"{net.role}.onnx", net.inputs, net.outputs)
+        path = export_onnx(net.module, tuple(e.cpu() for e in net.examples), folder / f"{net.role}.onnx", net.inputs, net.outputs)
         networks[net.role] = {"path": path, "inputs": list(net.inputs), "outputs": list(net.outputs)}
         if check:
             rng = np.random.default_rng(0)
-            shape = (3,) + tuple(net.example.shape[1:])
+            shape = (3,) + tuple(net.examples[0].shape[1:])
             random = _to_network_range(rng.random(shape, dtype=np.float32), spec["value_range"])
-            diffs[net.role] = {"random": max_abs_difference(net.module, path, random)}
-            if real_inputs is not None and tuple(real_inputs.shape[1:]) == tuple(net.example.shape[2:]):
+            # further inputs (an inpainting mask) keep their example's values, repeated to the batch
+            extra = tuple(np.repeat(e[:1].cpu().numpy(), 3, axis=0) for e in net.examples[1:])
+            diffs[net.role] = {"random": max_abs_difference(net.module, path, (random,) + extra if extra else random)}
+            if not extra and real_inputs is not None and tuple(real_inputs.shape[1:]) == tuple(net.example.shape[2:]):
                 real = _to_network_range(real_inputs[:4, None], spec["value_range"])
                 diffs[net.role]["real"] = max_abs_difference(net.module, path, real)
             worst = max(diffs[net.role].values())
@@ -110,7 +116,10 @@ def method_for_run(run_dir: Path):
         raise ValueError(f"{run_dir} holds no training checkpoint ({CHECKPOINT}); is it a `mammolens train` run folder?")
     state = load_checkpoint(path)
     package = get(state["method"]).training_package()
-    return package.Method(package.Config(**state["config"])), state
+    method = package.Method(package.Config(**state["config"]))
+    run_json = run_dir / "run.json"
+    method.restore_run_info(state.get("run_info") or (json.loads(run_json.read_text()) if run_json.is_file() else {}))
+    return method, state
 
 
 def calibrate(engine, data, description: str):
@@ -137,7 +146,11 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
     networks = method.build_networks()
     ema = networks[method.ema_network]
     ema.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["ema"].items()})
-    held_out = load_images(cfg.labels, method.resolution, splits=(calibration_split,), cache_dir=run_dir)
+    for role, net in networks.items():  # the other networks as trained (an inpainting bundle carries its critics)
+        if role != method.ema_network and role in state.get("networks", {}):
+            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["networks"][role].items()})
+    held_out = load_images(cfg.labels, method.resolution, splits=(calibration_split,), cache_dir=run_dir) \
+        if method.calibrated else None
     provenance = {"command": run.get("command") or cfg.command, "seed": cfg.seed,
                   "iterations": int(state["iteration"]), "code_revision": run.get("code_revision", "unknown"),
                   "date": time.strftime("%Y-%m-%d"), "device": run.get("device", "unknown"),
@@ -150,17 +163,20 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         bundle = write_network_bundle(method, ema, staging, name=name or out.name, version=version,
-                                      provenance=provenance, real_inputs=held_out.images, log=log)
-        engine = get(bundle.method).load(bundle, "cpu")
-        calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'")
-        log(f"calibration on {calibration.n_normal} normal / {calibration.n_abnormal} abnormal held-out images: "
-            f"AUC {calibration.auc:.3f}, threshold {calibration.threshold:.5f} (Youden J {calibration.youden_j:.3f})")
-        data = bundle.to_dict()
-        data["calibration"] = calibration.to_dict()
-        from inference.files import atomic_write_text
+                                      provenance=provenance,
+                                      real_inputs=held_out.images if held_out is not None else None, log=log)
+        if held_out is not None:
+            engine = get(bundle.method).load(bundle, "cpu")
+            calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'")
+            log(f"calibration on {calibration.n_normal} normal / {calibration.n_abnormal} abnormal held-out images: "
+                f"AUC {calibration.auc:.3f}, threshold {calibration.threshold:.5f} "
+                f"(Youden J {calibration.youden_j:.3f})")
+            data = bundle.to_dict()
+            data["calibration"] = calibration.to_dict()
+            from inference.files import atomic_write_text
 
-        atomic_write_text(staging / "model.json", json.dumps(data, indent=2) + "\n")
-        load_bundle(staging)
+            atomic_write_text(staging / "model.json", json.dumps(data, indent=2) + "\n")
+            load_bundle(staging)
         _replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

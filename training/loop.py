@@ -133,6 +133,7 @@ class GANMethod:
     description = ""  # the bundle's description
     ema_network = "generator"  # averaged, exported and validated
     ema_phase = "generator"  # the EMA is updated after this phase's step
+    calibrated = True  # export calibrates a threshold on held-out images (False: a method without a score)
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -184,8 +185,12 @@ class GANMethod:
         raise NotImplementedError
 
     def run_info(self) -> dict:
-        """Extra facts for run.json and the bundle's provenance (set sizes)."""
+        """Extra facts for run.json, the checkpoint and the bundle's provenance (set sizes)."""
         return {}
+
+    def restore_run_info(self, info: dict) -> None:
+        """Before export from a checkpoint: what :meth:`run_info` recorded (a method whose networks
+        depend on its data, such as the class count of a conditional generator, reads it back)."""
 
     # -- export (training/export.py builds the bundle from these) --------------------------------
 
@@ -328,6 +333,7 @@ def train(method: GANMethod, *, log: Callable[[str], None] = print,
 
     def checkpoint(done: int) -> None:
         state = {"method": method.name, "config": asdict(cfg), "iteration": done, "ema_steps": ema.steps,
+                 "run_info": method.run_info(),
                  "networks": {k: unwrap(v).state_dict() for k, v in networks.items()},
                  "ema": ema.module.state_dict()}
         if cfg.carry_checkpoint:

@@ -232,10 +232,28 @@ register(MethodSpec(
 
 register(MethodSpec(
     method="inpainting", title="Inpainting heatmap", needs="needs an inpainting model bundle",
-    roles=("generator", "critic"), maps=("difference",), units={"difference": "DMSE (MSE x critic loss)"},
-    parameters=(Parameter("stride", "Stride (px)", 8, minimum=4, maximum=128, help="window step"), DEVICE),
-    produces_map=True, completes_roi=True, input_size_parameter="fov", score="DMSE"))
+    roles=("generator", "critic"), maps=("difference",),
+    units={"difference": "completion error per window (DMSE = MSE x critic loss, or the one chosen)"},
+    parameters=(Parameter("stride", "Stride (px)", 8, minimum=1, maximum=128,
+                          help="window step in model pixels (paper 8); a coarse preview comes first"),
+                Parameter("score", "Error", "dmse", choices=("dmse", "mse", "critic"),
+                          help="per-window error: MSE in the hole, the critic's loss, or their product DMSE (paper)"),
+                Parameter("heatmap", "Heatmap", "non-averaged", choices=("non-averaged", "averaged"),
+                          help="non-averaged: each window's error at its centre (paper Table 2); averaged: added "
+                               "to every pixel the window covers, divided by coverage"),
+                DEVICE),
+    produces_map=True, completes_roi=True, input_size_parameter="fov",
+    engine="inference.methods.inpainting:InpaintingEngine", training="training.inpainting",
+    score="mean of the non-averaged DMSE map over the breast pixels the windows reach"))
 
 register(MethodSpec(
     method="synthesis", title="Lesion synthesis", needs="needs a synthesis model bundle", roles=("generator",),
-    generates_patches=True))
+    parameters=(Parameter("label", "Class", "mass", help="lesion class (the bundle's parameters.classes)"),
+                Parameter("count", "Count", 16, minimum=1, maximum=4096, help="patches to generate"),
+                Parameter("seed", "Seed", 0, minimum=0, maximum=2**32 - 1,
+                          help="noise seed: the same seed and bundle give the same patches"),
+                Parameter("truncation", "Truncation", 1.0, minimum=0.01, maximum=1.0,
+                          help="scales the uniform noise toward 0: < 1 trades diversity for typical patches"),
+                DEVICE),
+    generates_patches=True, engine="inference.methods.synthesis:SynthesisEngine", training="training.synthesis",
+    score="none (a generator); quality by the paper's metrics"))
