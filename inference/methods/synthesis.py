@@ -35,9 +35,8 @@ def bundle_classes(bundle) -> list[str]:
     return list(classes)
 
 
-def noise_codes(classes: list[str], noise_dim: int, label: str, count: int, seed: int,
-                truncation: float = 1.0) -> np.ndarray:
-    """The generator's input for ``count`` patches of ``label``: seeded uniform noise, then the one-hot class."""
+def check_request(classes: list[str], label: str, count: int, seed: int, truncation: float = 1.0) -> None:
+    """GenerationError (one sentence) unless the bundle's ``classes`` can serve this request."""
     if label not in classes:
         raise GenerationError(f"Unknown class {label!r}: this model generates {', '.join(classes)}.")
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
@@ -46,6 +45,12 @@ def noise_codes(classes: list[str], noise_dim: int, label: str, count: int, seed
         raise GenerationError(f"The seed must be a whole number from 0, not {seed!r}.")
     if not 0.0 < float(truncation) <= 1.0:
         raise GenerationError(f"Truncation must lie in (0, 1], not {truncation!r}.")
+
+
+def noise_codes(classes: list[str], noise_dim: int, label: str, count: int, seed: int,
+                truncation: float = 1.0) -> np.ndarray:
+    """The generator's input for ``count`` patches of ``label``: seeded uniform noise, then the one-hot class."""
+    check_request(classes, label, count, seed, truncation)
     z = np.random.default_rng(int(seed)).uniform(-1.0, 1.0, size=(int(count), noise_dim))
     z = (z * float(truncation)).astype(np.float32)
     onehot = np.zeros((int(count), len(classes)), dtype=np.float32)
