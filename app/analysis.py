@@ -32,8 +32,7 @@ def load_engine(method: str, model: str | None = None, device: str = "auto"):
 def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str | None = None, device: str = "auto",
                  all_slices: bool = False, progress=None, cancel=None, parameters: dict | None = None) -> dict:
     """Run ``method`` on every image under ``path``; write maps, overlays and a score table."""
-    from app.heatmap import VIRIDIS, compose, rgba_table, summarise
-    from inference.images import png_bytes
+    from app.heatmap import calibrated_style, npy_bytes, overlay_png
     from inference.studies.study import open_path
 
     engine = load_engine(method, model, device)
@@ -86,15 +85,11 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
         suffix = f"_slice{k_shown + 1:03d}" if image.is_volume else ""
         map_file, overlay_file = f"{name}{suffix}_{main}.npy", f"{name}{suffix}_overlay.png"
         difference = shown.maps[main]
-        np.save(buf := io.BytesIO(), difference.astype(np.float32))
-        atomic_write_bytes(out / map_file, buf.getvalue())
-        # coloured as the viewer colours it by default: the hottest 5 % of the breast over viridis
-        summary = summarise(difference)
-        table = rgba_table(VIRIDIS, summary.vmax, summary.default_threshold)
-        atomic_write_bytes(out / overlay_file, png_bytes(compose(shown_display, difference, table, summary.vmax, 0.6)))
+        atomic_write_bytes(out / map_file, npy_bytes(difference.astype(np.float32)))
+        # coloured as the viewer colours a first map by default, with the screen's own table
+        atomic_write_bytes(out / overlay_file, overlay_png(shown_display, difference, calibrated_style(difference, main)))
         if volume is not None:
-            np.save(buf := io.BytesIO(), volume)
-            atomic_write_bytes(out / f"{name}_{main}_volume.npy", buf.getvalue())
+            atomic_write_bytes(out / f"{name}_{main}_volume.npy", npy_bytes(volume))
         for k, r in zip(frames, results):
             records.append({
                 "image": name, "laterality": image.laterality, "view": image.view,

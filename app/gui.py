@@ -1,7 +1,7 @@
 """GUI start: the QApplication, the main window with its controller, the offscreen demo.
 
 PySide6 is imported only inside these functions, so the command line and the tests that only
-need :func:`demo_study_path` start without Qt. The controller lives in :mod:`app.controller`.
+need :func:`demo_study_path` start without Qt. The presenters are composed in :mod:`app.workbench`.
 """
 from __future__ import annotations
 
@@ -37,17 +37,17 @@ def _application(offscreen: bool):
 
 
 def build_window(models_dirs=(), settings=None):
-    """The main window and its controller (a fresh session); ``models_dirs``: extra folders of
-    model bundles, searched before $MAMMOLENS_MODELS, the user's and the bundled ones."""
-    from app.controller import Controller
+    """The main window and its workbench (a fresh session and the presenters); ``models_dirs``:
+    extra folders of model bundles, searched before $MAMMOLENS_MODELS, the user's and the bundled ones."""
+    from app.workbench import Workbench
     from app.heatmap import COLORMAPS
     from app.session import Session
     from inference.labels import LESION_CLASSES
     from viewer.main_window import MainWindow
 
     window = MainWindow(colormaps=COLORMAPS, lesion_classes=LESION_CLASSES)
-    controller = Controller(Session(), window, models_dirs=models_dirs, settings=settings)
-    return window, controller
+    workbench = Workbench(Session(), window, models_dirs=models_dirs, settings=settings)
+    return window, workbench
 
 
 def _install_error_hook(window) -> None:
@@ -69,11 +69,11 @@ def _install_error_hook(window) -> None:
 
 def run_viewer(path: Path | None = None, models_dirs=()) -> int:
     app = _application(offscreen=False)
-    window, controller = build_window(models_dirs)
+    window, workbench = build_window(models_dirs)
     _install_error_hook(window)
     window.show()
     if path is not None:
-        controller.open(path)
+        workbench.studies.open(path)
     return app.exec()
 
 
@@ -91,76 +91,79 @@ def save_widget_png(widget, path: Path) -> Path:
     return path
 
 
-def render_demo(window, controller, screenshot: Path) -> list[Path]:
-    """Open the demo study, hang it, and save the hanging and the DBT volume as PNGs."""
-    from PySide6 import QtWidgets
-
-    studies = controller.open(demo_study_path())
-    if studies is None:
-        raise MammolensError("the bundled demo study could not be opened")
-    window.resize(1400, 900)
-    window.show()
-    QtWidgets.QApplication.processEvents()
-    shots = [save_widget_png(window, screenshot)]
-    bundle = show_first_overlay(controller)
-    if bundle is not None and _wait_for_overlays(controller, bundle):
-        shots.append(save_widget_png(window, screenshot.with_name(screenshot.stem + "-overlay.png")))
-    volumes = [im for st in studies.studies() for im in st.volumes()]
-    if volumes:
-        controller.show_single(volumes[0])
-        QtWidgets.QApplication.processEvents()
-        shots.append(save_widget_png(window, screenshot.with_name(screenshot.stem + "-dbt.png")))
-        controller.toggle_layout()
-        QtWidgets.QApplication.processEvents()
-    return shots
-
-
-def show_first_overlay(controller):
-    """Toggle the first map bundle (the shipped HealthyGAN) on every view of the hanging; returns it."""
-    if not controller.method_bundles or controller.current_image is None:
-        return None
-    bundle = controller.method_bundles[0]
-    controller.toggle_method(bundle, True, all_views=True)
-    return bundle
-
-
-def _wait_for_overlays(controller, bundle, timeout: float = 120.0) -> bool:
-    """Let the background jobs fill the hanging's maps in (offscreen demo only)."""
+def wait_until(ready, timeout: float = 120.0) -> bool:
+    """Process Qt events until ``ready()`` holds (offscreen renders wait for the real state)."""
     import time
 
     from PySide6 import QtWidgets
 
-    images = [im for im in controller.grid_images() if im is not None]
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         QtWidgets.QApplication.processEvents()
-        if all(controller.session.result(im, controller.session.state(im).frame, bundle) is not None for im in images):
+        if ready():
             QtWidgets.QApplication.processEvents()
             return True
         time.sleep(0.02)
     return False
 
 
+def render_demo(window, workbench, screenshot: Path) -> list[Path]:
+    """Open the demo study, hang it, and save the hanging (once its thumbnails are in), the
+    hanging with the first bundle's maps, and the DBT volume as PNGs."""
+    from PySide6 import QtWidgets
+
+    studies = workbench.studies.open(demo_study_path())
+    if studies is None:
+        raise MammolensError("the bundled demo study could not be opened")
+    window.resize(1400, 900)
+    window.show()
+    wait_until(lambda: all(window.browser.has_thumbnail(im) for im in studies.images()), 60.0)
+    shots = [save_widget_png(window, screenshot)]
+    bundle = show_first_overlay(workbench)
+    session = workbench.session
+    if bundle is not None and wait_until(lambda: all(session.result(im, session.state(im).frame, bundle) is not None
+                                                     for im in session.grid_images())):
+        shots.append(save_widget_png(window, screenshot.with_name(screenshot.stem + "-overlay.png")))
+    volumes = [im for st in studies.studies() for im in st.volumes()]
+    if volumes:
+        session.show_single(volumes[0])
+        QtWidgets.QApplication.processEvents()
+        shots.append(save_widget_png(window, screenshot.with_name(screenshot.stem + "-dbt.png")))
+        session.toggle_single()
+        QtWidgets.QApplication.processEvents()
+    return shots
+
+
+def show_first_overlay(workbench):
+    """Toggle the first map bundle (the shipped HealthyGAN) on every view of the hanging; returns it."""
+    overlays = workbench.overlays
+    if not overlays.method_bundles or workbench.session.current is None:
+        return None
+    bundle = overlays.method_bundles[0]
+    overlays.toggle_method(bundle, True, all_views=True)
+    return bundle
+
+
 def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
     offscreen = offscreen or not has_display()
     app = _application(offscreen)
-    window, controller = build_window()
+    window, workbench = build_window()
     if not offscreen:
         _install_error_hook(window)
         window.show()
-        controller.open(demo_study_path())
-        show_first_overlay(controller)
+        workbench.studies.open(demo_study_path())
+        show_first_overlay(workbench)
         return app.exec()
     screenshot = (screenshot or Path("mammolens-demo.png")).resolve()
-    shots = render_demo(window, controller, screenshot)
-    print(controller.session.studies.describe())
-    if controller.method_bundles:
-        bundle = controller.method_bundles[0]
+    shots = render_demo(window, workbench, screenshot)
+    print(workbench.session.studies.describe())
+    if workbench.overlays.method_bundles:
+        bundle = workbench.overlays.method_bundles[0]
         print(f"overlay: {bundle.name} {bundle.version}" + (f"; model card: {bundle.card_line}" if bundle.card_line else ""))
     for shot in shots:
         print(f"screenshot: {shot}")
     print("No display here, so the viewer rendered offscreen. On a desktop, `make demo` (or "
           "`mammolens demo`) opens the window itself; `mammolens view PATH` opens your own studies.")
-    controller.shutdown()
+    workbench.shutdown()
     window.close()
     return 0

@@ -5,12 +5,15 @@ for values below the threshold have alpha 0, so moving the threshold swaps the t
 re-colours the map the viewer already holds; nothing is recomputed. Exports compose the
 windowed image with the same table and opacity, so a PNG shows what the screen shows.
 
-The colour table itself (viridis, cividis, ...) comes from the caller: the viewer takes it from
-pyqtgraph's colour maps; headless exports (``mammolens analyze``) use :data:`VIRIDIS`, rebuilt
-from viridis' published anchor colours, which keeps this module free of Qt and of matplotlib.
+The colour tables are 256-entry RGB tables shipped in ``resources/colormaps.npz`` (the CC0
+matplotlib maps as pyqtgraph bundles them, sampled once; a test pins them to pyqtgraph's own
+tables), so the screen and the headless exports (``mammolens analyze``, view exports) colour a
+map with the same table and this module stays free of Qt.
 """
 from __future__ import annotations
 
+import functools
+import importlib.resources
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +23,22 @@ LUT_SIZE = 256  # threshold resolution vmax / 256; <= 256 entries lets Qt draw t
 #: Perceptually uniform colour maps that stay readable with colour-vision deficiencies.
 COLORMAPS = ("viridis", "cividis", "magma", "inferno", "plasma")
 
-#: viridis at 0, 0.1, ..., 1.0 (0-255 RGB), the default table where pyqtgraph is not at hand
-VIRIDIS = np.array([
-    [0.267004, 0.004874, 0.329415], [0.282623, 0.140926, 0.457517], [0.253935, 0.265254, 0.529983],
-    [0.206756, 0.371758, 0.553117], [0.163625, 0.471133, 0.558148], [0.127568, 0.566949, 0.550556],
-    [0.134692, 0.658636, 0.517649], [0.266941, 0.748751, 0.440573], [0.477504, 0.821444, 0.318195],
-    [0.741388, 0.873449, 0.149561], [0.993248, 0.906157, 0.143936],
-]) * 255.0
+
+
+@functools.lru_cache(maxsize=None)
+def colour_table(name: str) -> np.ndarray:
+    """(256, 3) uint8 RGB table of one of :data:`COLORMAPS` (read-only)."""
+    if name not in COLORMAPS:
+        raise ValueError(f"colour map {name!r} is not one of {', '.join(COLORMAPS)}")
+    with importlib.resources.files("resources").joinpath("colormaps.npz").open("rb") as stream:
+        table = np.load(stream)[name]
+    table.setflags(write=False)
+    return table
+
+
+def style_table(style: "OverlayStyle") -> np.ndarray:
+    """The RGBA table a style draws its map with, on screen and in exports alike."""
+    return rgba_table(colour_table(style.colormap), style.vmax, style.threshold)
 
 
 @dataclass
@@ -49,6 +61,14 @@ class MapSummary:
 
     vmax: float  # 99.9th percentile of the non-zero values
     default_threshold: float  # 95th percentile of the non-zero values: the hottest 5 % coloured
+
+
+def calibrated_style(value_map: np.ndarray, map_name: str, **taste) -> OverlayStyle:
+    """The style a first map sets for its kind in the viewer (hottest 5 % coloured up to the
+    99.9th percentile); what headless exports use."""
+    summary = summarise(value_map)
+    return OverlayStyle(map_name=map_name, vmax=summary.vmax, threshold=summary.default_threshold, calibrated=True,
+                        **taste)
 
 
 def summarise(value_map: np.ndarray) -> MapSummary:
@@ -140,3 +160,26 @@ def contour_lines(value_map: np.ndarray, level: float, max_side: int = 384) -> n
         xy[-1] = np.nan
         pieces.append(xy)
     return np.concatenate(pieces) if pieces else None
+
+
+def overlay_png(display: np.ndarray, value_map: np.ndarray | None, style: OverlayStyle | None, boxes=()) -> bytes:
+    """PNG of a frame as the screen shows it: the windowed image, the map through the style's
+    table, its contour when the style draws one, the ground-truth boxes. The one export path of
+    the viewer's "Export view" and of ``mammolens analyze``."""
+    from inference.images import png_bytes
+
+    if value_map is None or style is None:
+        rgb = compose(display, None, None, 1.0, 0.0)
+    else:
+        rgb = compose(display, value_map, style_table(style), style.vmax, style.opacity,
+                      style.threshold if style.contour else None)
+    return png_bytes(draw_boxes(rgb, boxes))
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as the bytes of a .npy file (float32 maps: exports keep the values, not colours)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array))
+    return buffer.getvalue()

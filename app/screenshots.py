@@ -39,10 +39,10 @@ def take(out: Path, models_dirs=(), size=(1600, 1000)) -> list[Path]:
     window, controller = build_window(models_dirs=models_dirs)
     window.resize(*size)
     window.show()
-    studies = controller.open(demo_study_path())
+    studies = controller.studies.open(demo_study_path())
     if studies is None:
         raise SystemExit("the bundled demo study could not be opened")
-    translation = [b for b in controller.method_bundles if b.method == "translation"]
+    translation = [b for b in controller.overlays.method_bundles if b.method == "translation"]
     bundle = next((b for b in translation if b.name == PREFERRED), translation[0] if translation else None)
     if bundle is None:
         print("no translation (HealthyGAN) bundle found: the screenshots show no overlay", file=sys.stderr)
@@ -53,29 +53,29 @@ def take(out: Path, models_dirs=(), size=(1600, 1000)) -> list[Path]:
 
     # 1. the hanging with the overlay on all four views
     if bundle is not None:
-        controller.toggle_method(bundle, True, all_views=True)
+        controller.overlays.toggle_method(bundle, True, all_views=True)
     _settle(app, controller)
     shots.append(save_widget_png(window, out / "hanging-overlay.png"))
 
     # 2. the DBT volume, one view, on the middle slice of its lesion
     volume = next(iter(studies.studies()[0].volumes()), None)
     if volume is not None:
-        controller.show_single(volume)
+        controller.session.show_single(volume)
         rows = [r for r in controller.session.labels_for(volume) if r.slice_start is not None]
         frame = (rows[0].slice_start + rows[0].slice_end) // 2 if rows else volume.n_frames // 2
         controller.session.set_frame(volume, frame)
         if bundle is not None:
-            controller.toggle_method(bundle, True)
+            controller.overlays.toggle_method(bundle, True)
         _settle(app, controller)
         shots.append(save_widget_png(window, out / "dbt-overlay.png"))
-        controller.toggle_layout()
+        controller.session.toggle_single()
 
     # 3. measurements on the mammogram with the mass, in one view
     hanging = studies.studies()[0].hanging()
     image = hanging.get(("L", "MLO")) or next(iter(hanging.values()))
-    controller.show_single(image)
+    controller.session.show_single(image)
     if bundle is not None:
-        controller.toggle_method(bundle, False)
+        controller.overlays.toggle_method(bundle, False)
     box = next((r.box() for r in controller.session.labels_for(image) if r.is_lesion and r.box()), (300, 300, 450, 450))
     x0, y0, x1, y1 = box
     session = controller.session

@@ -14,14 +14,15 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Generic, Hashable, Iterable, NamedTuple, TypeVar
 
 import numpy as np
+from psygnal import Signal
 
 from app.heatmap import MapSummary, OverlayStyle
 from app.measure import Shape, describe
 from inference.files import safe_file_name
-from inference.studies.image import Image, VoiPreset
+from inference.studies.image import SCREENING_ORDER, Image, VoiPreset
 from inference.studies.study import Study, StudySet, open_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,20 +34,6 @@ VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 MAX_SLAB = 15  # slices in the thickest MIP slab
 
 
-class Event:
-    """A minimal observer hook: ``connect(callback)``, ``emit(*args)``."""
-
-    def __init__(self):
-        self._callbacks: list[Callable] = []
-
-    def connect(self, callback: Callable) -> None:
-        self._callbacks.append(callback)
-
-    def emit(self, *args) -> None:
-        for callback in list(self._callbacks):
-            callback(*args)
-
-
 @dataclass
 class ViewState:
     frame: int = 0
@@ -56,80 +43,64 @@ class ViewState:
     overlay: "Bundle | None" = None  # the bundle whose map is shown over this image
 
 
-class ResultCache:
-    """Method results per (image, frame, bundle, parameters), least recently used dropped first.
+class ResultKey(NamedTuple):
+    """What one method result depends on: the image, its frame, the bundle and the parameters
+    that change the result (:meth:`inference.methods.MethodSpec.result_key`)."""
 
-    Maps are kept as float16: they are display data (three significant digits are finer than a
-    colour map shows) and it halves the memory, so the maps of a whole full-size DBT volume fit.
+    image: int  # id() of the opened Image
+    frame: int
+    bundle: Hashable
+    parameters: tuple
+
+
+class DisplayKey(NamedTuple):
+    """A frame as displayed: the user's window, inversion and slab, as float or 8-bit."""
+
+    image: int
+    frame: int
+    preset: VoiPreset | None
+    invert: bool
+    slab: int
+    kind: str  # "float" | "uint8"
+
+
+class OverlayKey(NamedTuple):
+    """A result's map as colour-table indices, for one colour range."""
+
+    result: ResultKey
+    map_name: str
+    vmax: float
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    """Values dropped least recently used first once ``max_bytes`` are held (``size`` measures a
+    value); safe to share between the UI thread and workers.
+
+    A worker announces what it is making (:meth:`begin`), so another thread reaching that key
+    first waits for it (:meth:`wait_for`) instead of making the same value a second time on a
+    CPU that is already busy making it.
     """
 
-    def __init__(self, max_bytes: int = 2 << 30):
+    def __init__(self, max_bytes: int, size: Callable[[V], int] = lambda value: int(value.nbytes)):
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, "Result"] = OrderedDict()
-        self._bytes = 0
-
-    @staticmethod
-    def slim(result: "Result", keep: Iterable[str]) -> "Result":
-        """The result with only the maps the viewer shows, as float16 (run on the worker thread)."""
-        maps = {k: np.asarray(v, dtype=np.float16) for k, v in result.maps.items() if k in set(keep)}
-        return replace(result, maps=maps)
-
-    @staticmethod
-    def _size(result: "Result") -> int:
-        return sum(int(m.nbytes) for m in result.maps.values())
-
-    def get(self, key: tuple) -> "Result | None":
-        result = self._items.get(key)
-        if result is not None:
-            self._items.move_to_end(key)
-        return result
-
-    def put(self, key: tuple, result: "Result") -> None:
-        if key in self._items:
-            self._bytes -= self._size(self._items.pop(key))
-        self._items[key] = result
-        self._bytes += self._size(result)
-        while self._bytes > self.max_bytes and len(self._items) > 1:
-            _, dropped = self._items.popitem(last=False)
-            self._bytes -= self._size(dropped)
-
-    def frames(self, prefix: tuple) -> list[int]:
-        """Frames cached for (image id, bundle, parameters) ``prefix``."""
-        return sorted(k[1] for k in self._items if (k[0], k[2], k[3]) == prefix)
-
-    def clear(self) -> None:
-        self._items.clear()
-        self._bytes = 0
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-
-class FrameCache:
-    """Display-ready arrays (8-bit frames, overlay table indices), least recently used dropped
-    first once ``max_bytes`` are held; shared by the UI thread and the read-ahead worker.
-
-    The worker announces what it is making (:meth:`begin`), so the UI thread, reaching that
-    slice first, waits for it (:meth:`wait_for`) instead of making the same frame a second time
-    on a CPU that is already busy making it.
-    """
-
-    def __init__(self, max_bytes: int = 768 << 20):
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._pending: set[tuple] = set()
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._pending: set[K] = set()
         self._bytes = 0
         self._changed = threading.Condition()
 
-    def get(self, key: tuple) -> np.ndarray | None:
+    def get(self, key: K) -> V | None:
         with self._changed:
             out = self._items.get(key)
             if out is not None:
                 self._items.move_to_end(key)
             return out
 
-    def begin(self, key: tuple) -> bool:
+    def begin(self, key: K) -> bool:
         """Claim ``key`` for making; False when it is there or being made already."""
         with self._changed:
             if key in self._items or key in self._pending:
@@ -137,32 +108,33 @@ class FrameCache:
             self._pending.add(key)
             return True
 
-    def put(self, key: tuple, array: np.ndarray) -> None:
+    def put(self, key: K, value: V) -> None:
         with self._changed:
             old = self._items.pop(key, None)
-            self._bytes += array.nbytes - (old.nbytes if old is not None else 0)
-            self._items[key] = array
+            self._bytes += self._size(value) - (self._size(old) if old is not None else 0)
+            self._items[key] = value
             while self._bytes > self.max_bytes and len(self._items) > 1:
                 _, dropped = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
+                self._bytes -= self._size(dropped)
             self._pending.discard(key)
             self._changed.notify_all()
 
-    def abandon(self, key: tuple) -> None:
+    def abandon(self, key: K) -> None:
         with self._changed:
             self._pending.discard(key)
             self._changed.notify_all()
 
-    def wait_for(self, key: tuple, timeout: float) -> np.ndarray | None:
+    def wait_for(self, key: K, timeout: float) -> V | None:
         """The entry, waiting up to ``timeout`` s if a worker is making it; None otherwise."""
         with self._changed:
             self._changed.wait_for(lambda: key not in self._pending, timeout)
-            out = self._items.get(key)
-            if out is not None:
-                self._items.move_to_end(key)
-            return out
+            return self.get(key)
 
-    def __contains__(self, key: tuple) -> bool:
+    def keys(self) -> list[K]:
+        with self._changed:
+            return list(self._items)
+
+    def __contains__(self, key: K) -> bool:
         with self._changed:
             return key in self._items or key in self._pending
 
@@ -172,6 +144,35 @@ class FrameCache:
             self._pending.clear()
             self._bytes = 0
             self._changed.notify_all()
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+def _result_bytes(result: "Result") -> int:
+    return sum(int(m.nbytes) for m in result.maps.values())
+
+
+class ResultCache(LruCache[ResultKey, "Result"]):
+    """Method results per :class:`ResultKey`.
+
+    Maps are kept as float16: they are display data (three significant digits are finer than a
+    colour map shows) and it halves the memory, so the maps of a whole full-size DBT volume fit.
+    """
+
+    def __init__(self, max_bytes: int = 2 << 30):
+        super().__init__(max_bytes, _result_bytes)
+
+    @staticmethod
+    def slim(result: "Result", keep: Iterable[str]) -> "Result":
+        """The result with only the maps the viewer shows, as float16 (run on the worker thread)."""
+        maps = {k: np.asarray(v, dtype=np.float16) for k, v in result.maps.items() if k in set(keep)}
+        return replace(result, maps=maps)
+
+    def frames(self, image: int, bundle: Hashable, parameters: tuple) -> list[int]:
+        """Frames cached for one image, bundle and parameters."""
+        return sorted(k.frame for k in self.keys() if (k.image, k.bundle, k.parameters) == (image, bundle, parameters))
 
 
 def _to_uint8(display: np.ndarray) -> np.ndarray:
@@ -193,19 +194,29 @@ class Session:
     method_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     shapes: dict[int, list[Shape]] = field(default_factory=dict)  # image id -> the user's shapes
     style_defaults: dict[str, Any] = field(default_factory=dict)  # colour map / opacity for new styles
-    frames_shown: FrameCache = field(default_factory=FrameCache)  # display-ready arrays, read ahead
+    # display-ready arrays (8-bit frames, overlay table indices), read ahead by a worker
+    frames_shown: LruCache = field(default_factory=lambda: LruCache(768 << 20))
+    # what is on screen: cell ("single" or a hanging cell such as ("R", "CC")) -> image
+    cells: dict[Hashable, Image | None] = field(default_factory=dict)
+    single: bool = False  # one view on screen (else the 2 x 2 hanging)
+    current: Image | None = None  # the view the panels and keyboard act on
+
+    # events (psygnal: presenters connect, disconnect and block them)
+    opened = Signal(object)  # (StudySet)
+    study_changed = Signal(object)  # (Study)
+    layout_changed = Signal()  # which image is in which cell, or one view / the hanging
+    current_changed = Signal(object)  # (Image | None)
+    view_changed = Signal(object)  # (Image) frame, window, inversion or slab of one image changed
+    overlay_changed = Signal(object)  # (Image) the overlay shown on an image was switched
+    style_changed = Signal(object)  # (Bundle) colour map, threshold, opacity... of a bundle's maps
+    result_added = Signal(object, int, object)  # (Image, frame, Bundle)
+    labels_changed = Signal()
+    shapes_changed = Signal(object)  # (Image)
+    bundles_changed = Signal()
 
     def __post_init__(self):
-        self.opened = Event()  # (StudySet)
-        self.study_changed = Event()  # (Study)
-        self.view_changed = Event()  # (Image) frame, window, inversion or slab of one image changed
-        self.overlay_changed = Event()  # (Image) the overlay shown on an image was switched
-        self.style_changed = Event()  # (Bundle) colour map, threshold, opacity... of a bundle's maps
-        self.result_added = Event()  # (Image, frame, Bundle)
-        self.labels_changed = Event()  # ()
-        self.shapes_changed = Event()  # (Image)
-        self.bundles_changed = Event()  # ()
         self._next_shape = 1
+        self._walls: dict[int, str] = {}  # image id -> chest-wall side of the stored image
 
     # ------------------------------------------------------------------ studies
     def open(self, path: str | Path) -> StudySet:
@@ -217,6 +228,9 @@ class Session:
         self.shapes.clear()
         self.labels.clear()
         self.label_files.clear()
+        self._walls.clear()
+        self.cells.clear()
+        self.current = None
         self._labels_beside(Path(path))
         self.opened.emit(studies)
         if studies.studies():
@@ -224,8 +238,71 @@ class Session:
         return studies
 
     def show_study(self, study: Study) -> None:
+        """Put a study on screen: two screening views or more in the 2 x 2 hanging (the empty
+        cells blank), one alone in the single view, which reads better."""
         self.study = study
         self.study_changed.emit(study)
+        hanging = study.hanging()
+        if self.hangs(study):
+            self.cells["single"] = None
+            self.place({cell: hanging.get(cell) for cell in SCREENING_ORDER}, single=False)
+            self.set_current(next(hanging[cell] for cell in SCREENING_ORDER if cell in hanging))
+        elif study.images():
+            self.show_single(study.images()[0])
+
+    @staticmethod
+    def hangs(study: Study | None) -> bool:
+        return study is not None and len(study.hanging()) > 1
+
+    def show_single(self, image: Image) -> None:
+        self.place({"single": image}, single=True)
+        self.set_current(image)
+
+    def toggle_single(self) -> None:
+        """One view <-> the hanging: the current view alone, or back to the study's 2 x 2."""
+        if self.single:
+            if self.hangs(self.study):
+                self.cells["single"] = None
+                self.place({}, single=False)
+                grid = self.grid_images()
+                self.set_current(self.current if self.current in grid else grid[0])
+        elif self.current is not None:
+            self.show_single(self.current)
+
+    # ------------------------------------------------------------------ what is on screen
+    def place(self, cells: dict[Hashable, Image | None], single: bool) -> None:
+        """Put images into screen cells (others keep theirs) and show one view or the hanging."""
+        self.cells.update(cells)
+        self.single = bool(single)
+        self.layout_changed.emit()
+
+    def cells_showing(self, image: Image) -> list[Hashable]:
+        return [cell for cell, im in self.cells.items() if im is image]
+
+    def grid_images(self) -> list[Image]:
+        """The images of the 2 x 2 hanging (shown or behind the single view)."""
+        return [im for cell, im in self.cells.items() if im is not None and cell != "single"]
+
+    def set_current(self, image: Image | None) -> None:
+        self.current = image
+        self.current_changed.emit(image)
+
+    def wall_side(self, image: Image) -> str:
+        """"L" when the stored image has its chest wall on the left edge, "R" on the right."""
+        key = id(image)
+        if key not in self._walls:
+            from inference.studies.plain_io import infer_laterality
+
+            state = self.state(image)
+            untouched = state.preset is None and not state.invert and state.slab == 1
+            # the 8-bit frame about to be shown serves when the user has not changed its display yet
+            pixels = self.screen_frame(image) if untouched else image.display(state.frame)
+            self._walls[key] = infer_laterality(pixels) or "L"
+        return self._walls[key]
+
+    def laterality(self, image: Image) -> str:
+        """The breast side a method is told: the file's, else the one the pixels show."""
+        return image.laterality or self.wall_side(image)
 
     def patient_of(self, image: Image) -> tuple[str, int]:
         """(pseudonymous patient key, study number) of an opened image."""
@@ -277,9 +354,9 @@ class Session:
         half = state.slab // 2
         return max(0, state.frame - half), min(image.n_frames - 1, state.frame + half)
 
-    def _display_key(self, image: Image, frame: int, kind: str) -> tuple:
+    def _display_key(self, image: Image, frame: int, kind: str) -> DisplayKey:
         state = self.state(image)
-        return (id(image), frame, state.preset, state.invert, state.slab, kind)
+        return DisplayKey(id(image), frame, state.preset, state.invert, state.slab, kind)
 
     def displayed(self, image: Image, frame: int | None = None) -> np.ndarray:
         """A frame as shown, float32 in [0, 1]: the user's window, the MIP slab, the inversion
@@ -324,7 +401,7 @@ class Session:
         if result is None or style.map_name not in result.maps:
             return None
         value_map, vmax = result.maps[style.map_name], style.vmax
-        key = ("overlay",) + self.result_key(image, frame, bundle) + (style.map_name, vmax)
+        key = OverlayKey(self.result_key(image, frame, bundle), style.map_name, vmax)
         return key, lambda: table_index(value_map, vmax)
 
     def read_ahead_plan(self, image: Image, frames: Iterable[int]) -> list[tuple]:
@@ -536,10 +613,10 @@ class Session:
         spec = METHODS[bundle.method]
         return self.parameters(bundle.method).get("map", spec.maps[0] if spec.maps else "difference")
 
-    def result_key(self, image: Image, frame: int, bundle: "Bundle") -> tuple:
+    def result_key(self, image: Image, frame: int, bundle: "Bundle") -> ResultKey:
         from inference.methods import METHODS
 
-        return (id(image), int(frame), bundle, METHODS[bundle.method].result_key(self.parameters(bundle.method)))
+        return ResultKey(id(image), int(frame), bundle, METHODS[bundle.method].result_key(self.parameters(bundle.method)))
 
     def result(self, image: Image, frame: int, bundle: "Bundle") -> "Result | None":
         return self.results.get(self.result_key(image, frame, bundle))
@@ -553,19 +630,24 @@ class Session:
         """
         key = self.result_key(image, frame, bundle)
         self.results.put(key, result)
+        # store everything before telling anyone: a listener that draws on style_changed must find
+        # the table indices the worker made, not index the map again on the UI thread
+        if indices is not None:
+            map_name, vmax, array = indices
+            self.frames_shown.put(OverlayKey(key, map_name, vmax), array)
+        calibrated = False
         for map_name, summary in (summaries or {}).items():
             style = self.style(bundle, map_name)
             if not style.calibrated:
                 style.vmax, style.threshold, style.calibrated = summary.vmax, summary.default_threshold, True
-                self.style_changed.emit(bundle)
-        if indices is not None:
-            map_name, vmax, array = indices
-            self.frames_shown.put(("overlay",) + key + (map_name, vmax), array)
+                calibrated = True
+        if calibrated:
+            self.style_changed.emit(bundle)
         self.result_added.emit(image, frame, bundle)
 
     def cached_frames(self, image: Image, bundle: "Bundle") -> list[int]:
         key = self.result_key(image, 0, bundle)
-        return self.results.frames((key[0], key[2], key[3]))
+        return self.results.frames(key.image, key.bundle, key.parameters)
 
     def set_overlay(self, image: Image, bundle: "Bundle | None") -> None:
         state = self.state(image)

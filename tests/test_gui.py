@@ -28,7 +28,7 @@ def test_demo_study_hangs_four_views_mirrored(window, qtbot):
     from app.gui import demo_study_path
 
     win, ctl = window
-    studies = ctl.open(demo_study_path())
+    studies = ctl.studies.open(demo_study_path())
     assert studies is not None and not studies.failures
     hanging = ctl.session.study.hanging()
     assert set(hanging) == {("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")}
@@ -46,9 +46,9 @@ def test_dbt_slices_scroll_and_decode_lazily(window, qtbot):
     from app.gui import demo_study_path
 
     win, ctl = window
-    ctl.open(demo_study_path())
+    ctl.studies.open(demo_study_path())
     volume = ctl.session.study.volumes()[0]
-    ctl.show_single(volume)
+    ctl.session.show_single(volume)
     assert win.slice_bar.isVisibleTo(win) and win.slice_slider.maximum() == volume.n_frames - 1
     first = win.single.displayed_array().copy()
     win.slice_slider.setValue(0)
@@ -62,7 +62,7 @@ def test_bad_file_shows_a_message_not_a_crash(window, qtbot, tmp_path):
     win, ctl = window
     bad = tmp_path / "broken.dcm"
     bad.write_bytes(b"nonsense" * 100)
-    assert ctl.open(bad) is None
+    assert ctl.studies.open(bad) is None
     assert "not a DICOM file" in win.statusBar().currentMessage()
 
 
@@ -74,7 +74,7 @@ def test_folder_with_a_bad_file_lists_it(window, qtbot, phantom_study, tmp_path)
     dst = tmp_path / "study"
     shutil.copytree(folder, dst)
     (dst / "P0001" / "broken.dcm").write_bytes(b"\x00" * 300)
-    studies = ctl.open(dst)
+    studies = ctl.studies.open(dst)
     assert [f.path.name for f in studies.failures] == ["broken.dcm"]
     top = [win.browser.topLevelItem(i).text(0) for i in range(win.browser.topLevelItemCount())]
     assert top[-1] == "Unreadable files (1)"
@@ -129,7 +129,7 @@ def test_overlay_panel_without_models_says_how_to_get_one(qtbot, tmp_path, monke
     window, controller = build_window()
     qtbot.addWidget(window)
     window.show()
-    controller.open(demo_study_path())
+    controller.studies.open(demo_study_path())
     text = window.overlay_panel.title.text()
     assert "No model bundle found" in text and "mammolens train" in text and "mammolens export" in text
     assert "toggle a method" not in text

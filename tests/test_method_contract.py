@@ -65,16 +65,16 @@ def test_toy_method_appears_in_train_export_analyze_evaluate_and_the_panel(toy_r
     window, controller = build_window(models_dirs=[models])
     qtbot.addWidget(window)
     window.show()
-    controller.open(demo_study_path())
-    toy = controller.bundle_named("toy-1")
-    assert toy is not None and toy in controller.method_bundles
-    controller.toggle_method(toy, True, all_views=False)
+    controller.studies.open(demo_study_path())
+    toy = controller.overlays.bundle_named("toy-1")
+    assert toy is not None and toy in controller.overlays.method_bundles
+    controller.overlays.toggle_method(toy, True, all_views=False)
     from PySide6 import QtWidgets
 
     panel = window.overlay_panel
     assert panel.findChild(QtWidgets.QDoubleSpinBox, "parameter_gain") is not None
     assert panel.card.text() == "Model card: " + card["key_line"]
-    qtbot.waitUntil(lambda: controller.session.result(controller.current_image, 0, toy) is not None, timeout=20000)
+    qtbot.waitUntil(lambda: controller.session.result(controller.session.current, 0, toy) is not None, timeout=20000)
 
 
 def _specs():

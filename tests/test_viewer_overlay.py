@@ -25,9 +25,9 @@ def viewer(qtbot, tiny_models, tmp_path, monkeypatch):
     qtbot.addWidget(window)
     window.resize(1400, 900)
     window.show()
-    assert controller.open(demo_study_path()) is not None
-    bundle = controller.bundle_named("tiny")
-    assert bundle is not None, [b.name for b in controller.method_bundles]
+    assert controller.studies.open(demo_study_path()) is not None
+    bundle = controller.overlays.bundle_named("tiny")
+    assert bundle is not None, [b.name for b in controller.overlays.method_bundles]
     return window, controller, bundle
 
 
@@ -53,14 +53,14 @@ def coloured_pixels(canvas) -> int:
 def test_toggle_all_views_threshold_recolours_and_cache_is_instant(viewer, qtbot):
     win, ctl, bundle = viewer
     win.scope.setCurrentIndex(1)  # all views
-    win.method_actions[ctl.method_bundles.index(bundle)].trigger()
+    win.method_actions[ctl.overlays.method_bundles.index(bundle)].trigger()
     wait_jobs(qtbot, ctl)
     for key, canvas in win.cells.items():
         assert canvas.has_overlay(), key
         assert "cut-off" in canvas.overlay_text.toPlainText(), key
     style = ctl.session.style(bundle)
     assert style.calibrated and 0 < style.threshold < style.vmax
-    results_before = {key: ctl.session.result(ctl.images_on[c], 0, bundle) for key, c in win.cells.items()}
+    results_before = {key: ctl.session.result(ctl.display.image_on(c), 0, bundle) for key, c in win.cells.items()}
     assert all(r is not None and r.maps["difference"].shape == (1024, 832) for r in results_before.values())
 
     canvas = win.cells[("L", "MLO")]
@@ -78,11 +78,11 @@ def test_toggle_all_views_threshold_recolours_and_cache_is_instant(viewer, qtbot
 
     # off and on again: from the cache, no job, the same result object
     win.method_actions[0].trigger()
-    assert not canvas.has_overlay() or ctl.current_image is not ctl.images_on[canvas]
+    assert not canvas.has_overlay() or ctl.session.current is not ctl.display.image_on(canvas)
     win.method_actions[0].trigger()
     assert not ctl.jobs.running()
     assert all(c.has_overlay() for c in win.cells.values())
-    assert ctl.session.result(ctl.images_on[canvas], 0, bundle) is results_before[("L", "MLO")]
+    assert ctl.session.result(ctl.display.image_on(canvas), 0, bundle) is results_before[("L", "MLO")]
     assert "ran on CPU" in win.provider_label.text() or "ran on CUDA" in win.provider_label.text()
 
     win.overlay_panel.threshold.setValue(500)
@@ -104,8 +104,8 @@ def test_toggle_all_views_threshold_recolours_and_cache_is_instant(viewer, qtbot
 def test_dbt_overlay_follows_the_slice_and_a_volume_run_fills_in(viewer, qtbot):
     win, ctl, bundle = viewer
     volume = ctl.session.study.volumes()[0]
-    ctl.show_single(volume)
-    ctl.toggle_method(bundle, True)
+    ctl.session.show_single(volume)
+    ctl.overlays.toggle_method(bundle, True)
     wait_jobs(qtbot, ctl)
     first_frame = ctl.session.state(volume).frame
     shown = win.single.overlay_item.image.copy()
@@ -116,7 +116,7 @@ def test_dbt_overlay_follows_the_slice_and_a_volume_run_fills_in(viewer, qtbot):
 
     seen = []
     ctl.session.result_added.connect(lambda image, frame, b: seen.append(frame))
-    job = ctl.run_volume()
+    job = ctl.overlays.run_volume()
     wait_jobs(qtbot, ctl, timeout=60000)
     assert job.outcome == "succeeded"
     assert ctl.session.cached_frames(volume, bundle) == list(range(volume.n_frames))
@@ -129,9 +129,9 @@ def test_dbt_overlay_follows_the_slice_and_a_volume_run_fills_in(viewer, qtbot):
 def test_cancel_a_volume_run(viewer, qtbot):
     win, ctl, bundle = viewer
     volume = ctl.session.study.volumes()[0]
-    ctl.show_single(volume)
-    ctl.toggle_method(bundle, True)
-    job = ctl.run_volume()
+    ctl.session.show_single(volume)
+    ctl.overlays.toggle_method(bundle, True)
+    job = ctl.overlays.run_volume()
     assert win.cancel_button.isVisibleTo(win)
     win.cancel_button.click()
     wait_jobs(qtbot, ctl)
@@ -144,14 +144,14 @@ def test_export_view_png_and_map_without_identifiers(viewer, qtbot, tmp_path):
     from skimage import io
 
     win, ctl, bundle = viewer
-    mlo = ctl.images_on[win.cells[("L", "MLO")]]
-    ctl._set_current(mlo)
-    ctl.toggle_method(bundle, True)
+    mlo = ctl.display.image_on(win.cells[("L", "MLO")])
+    ctl.session.set_current(mlo)
+    ctl.overlays.toggle_method(bundle, True)
     wait_jobs(qtbot, ctl)
-    job = ctl.export_view(tmp_path / "out")
+    job = ctl.roi.export_view(tmp_path / "out")
     wait_jobs(qtbot, ctl)
     assert job.outcome == "succeeded", win.statusBar().currentMessage()
-    names = sorted(p.name for p in ctl.last_export)
+    names = sorted(p.name for p in ctl.roi.last_export)
     assert names == ["Patient-1_study1_L-MLO_tiny_difference.npy", "Patient-1_study1_L-MLO_tiny_difference.png"]
     png = io.imread(tmp_path / "out" / names[1])
     assert png.shape == (1024, 832, 3)
@@ -169,7 +169,7 @@ def test_export_view_png_and_map_without_identifiers(viewer, qtbot, tmp_path):
         assert "PHANTOM" not in p.name.upper() and "MG_LMLO" not in p.name
     # with the contour on, the export outlines the thresholded region in white, as the view does
     win.overlay_panel.contour.setChecked(True)
-    ctl.export_view(tmp_path / "contour")
+    ctl.roi.export_view(tmp_path / "contour")
     wait_jobs(qtbot, ctl)
     outlined = io.imread(tmp_path / "contour" / names[1])
     white = (outlined == 255).all(axis=2) & ~(png == 255).all(axis=2)
@@ -190,4 +190,4 @@ def test_a_broken_bundle_is_listed_not_fatal(qtbot, tmp_path, monkeypatch, tiny_
     qtbot.addWidget(win)
     texts = [a.text() for a in win.methods_menu.actions()]
     assert any(t.startswith("Not loaded: broken") for t in texts), texts
-    assert ctl.bundle_named("tiny") is not None
+    assert ctl.overlays.bundle_named("tiny") is not None

@@ -27,7 +27,7 @@ def viewer(qtbot, tmp_path, monkeypatch):
     window.resize(1400, 900)
     window.show()
     qtbot.waitExposed(window)
-    assert controller.open(demo_study_path()) is not None
+    assert controller.studies.open(demo_study_path()) is not None
     return window, controller
 
 
@@ -97,13 +97,13 @@ def test_linked_zoom_and_pan_keep_the_chest_walls_mirrored(viewer, qtbot):
 def test_window_level_by_right_drag_presets_auto_invert_reset(viewer, qtbot):
     win, ctl = viewer
     canvas = win.cells[("L", "CC")]
-    image = ctl.images_on[canvas]
+    image = ctl.display.image_on(canvas)
     base = ctl.session.current_window(image)
     before = canvas.displayed_array().copy()
     drag(canvas, QtCore.Qt.MouseButton.RightButton, widget_point(canvas, 400, 400),
          widget_point(canvas, 400, 400) + QtCore.QPoint(100, 40))
     preset = ctl.session.state(image).preset
-    assert ctl.current_image is image and preset.name == "Custom" and preset.kind == "window"
+    assert ctl.session.current is image and preset.name == "Custom" and preset.kind == "window"
     assert preset.width == pytest.approx(base.width * math.exp(100 / 250), rel=0.02)
     # the centre moves by dy x the window width at each step: between the first and the last width
     shift = preset.center - base.center
@@ -125,13 +125,13 @@ def test_window_level_by_right_drag_presets_auto_invert_reset(viewer, qtbot):
     # the file's presets with their explanations
     assert win.preset.count() == len(image.presets) and "NORMAL" in win.preset.itemText(0)
     other = win.cells[("R", "CC")]
-    assert ctl.session.state(ctl.images_on[other]).preset is None, "window / level is per view"
+    assert ctl.session.state(ctl.display.image_on(other)).preset is None, "window / level is per view"
 
 
 def test_dbt_wheel_keys_cine_slab_and_ground_truth_on_its_slices(viewer, qtbot):
     win, ctl = viewer
     volume = ctl.session.study.volumes()[0]
-    ctl.show_single(volume)
+    ctl.session.show_single(volume)
     state = ctl.session.state(volume)
     start = state.frame
     wheel(win.single, widget_point(win.single, 200, 300), -2)
@@ -166,7 +166,7 @@ def test_dbt_wheel_keys_cine_slab_and_ground_truth_on_its_slices(viewer, qtbot):
     win.slice_bar.play_button.setChecked(True)
     qtbot.waitUntil(lambda: state.frame >= frame + 3, timeout=3000)
     win.actions["play"].trigger()
-    assert not ctl.cine.isActive()
+    assert not ctl.navigation.cine.isActive()
     assert volume.decoded_frames <= 30, "slices decode only when shown"
 
 
@@ -175,7 +175,7 @@ def test_draw_and_measure_rectangle_ellipse_distance(viewer, qtbot):
 
     win, ctl = viewer
     canvas = win.cells[("L", "MLO")]
-    image = ctl.images_on[canvas]
+    image = ctl.display.image_on(canvas)
     win.actions["tool_rect"].trigger()
     drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 380, 619), widget_point(canvas, 513, 760))
     shapes = ctl.session.shapes_of(image)
@@ -192,8 +192,9 @@ def test_draw_and_measure_rectangle_ellipse_distance(viewer, qtbot):
     assert f"mean {stats.mean:.1f}" in caption and "mm²" in caption
     assert win.measurements.lines() and "rectangle" in win.measurements.lines()[0]
 
-    win.actions["tool_ellipse"].trigger()
-    drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 380, 619), widget_point(canvas, 513, 760))
+    win.actions["tool_ellipse"].trigger()  # beside the rectangle: a drag that starts on a shape moves it
+    drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 380, 780), widget_point(canvas, 513, 921))
+    assert [s.kind for s in ctl.session.shapes_of(image)] == ["rect", "ellipse"]
     ellipse = ctl.session.shapes_of(image)[-1]
     e_stats = region_stats(values, ellipse, image.pixel_spacing)
     assert e_stats.area_mm2 == pytest.approx(math.pi / 4 * stats.area_mm2, rel=0.05)
@@ -221,7 +222,7 @@ def test_draw_and_measure_rectangle_ellipse_distance(viewer, qtbot):
 def test_cursor_readout_stored_shown_and_mm(viewer, qtbot):
     win, ctl = viewer
     canvas = win.cells[("R", "CC")]
-    image = ctl.images_on[canvas]
+    image = ctl.display.image_on(canvas)
     canvas.cursor_moved.emit(300.5, 400.5)
     text = win.cursor_label.text()
     assert text.startswith("x 300  y 400 px") and "(60.1, 80.1 mm)" in text
@@ -231,7 +232,7 @@ def test_cursor_readout_stored_shown_and_mm(viewer, qtbot):
 
 def test_info_pane_hides_identifiers_unless_asked(viewer, qtbot):
     win, ctl = viewer
-    image = ctl.current_image
+    image = ctl.session.current
     assert image.identity, "the demo files carry identifiers"
     shown = " ".join(v for _, v in win.info.fields())
     identifiers = [image.identity[k] for k in ("PatientID", "PatientName", "StudyInstanceUID", "SOPInstanceUID")]
@@ -257,7 +258,7 @@ def test_recent_files_drop_and_bad_input(viewer, qtbot, tmp_path):
         "the open study stays"
     labels = tmp_path / "labels.csv"
     labels.write_text("path,label\nx.dcm,tumour\n")
-    assert ctl.open_labels(labels) is None and "labels.csv line 2" in win.last_error[0]
+    assert ctl.studies.open_labels(labels) is None and "labels.csv line 2" in win.last_error[0]
     win.close()
     again, ctl2 = build_window()  # same settings file: the recent list persisted
     qtbot.addWidget(again)
@@ -292,10 +293,10 @@ def test_inpaint_and_synthesis_wait_for_their_engines_then_plug_in(viewer, qtbot
     ctl.session.bundles = [_fake_bundle(tmp_path, "inpainting"), _fake_bundle(tmp_path, "synthesis")]
     ctl.session.bundles_changed.emit()
     canvas = win.cells[("R", "CC")]
-    ctl.set_tool("rect")
+    ctl.roi.set_tool("rect")
     drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 300, 300), widget_point(canvas, 400, 380))
     assert win.actions["inpaint"].isEnabled()
-    job = ctl.inpaint_roi()
+    job = ctl.roi.inpaint_roi()
     qtbot.waitUntil(lambda: job.done, timeout=10000)
     assert job.outcome == "succeeded"
     dialogs = [w for w in QtWidgets.QApplication.topLevelWidgets() if w.windowTitle().startswith("Inpainting")]
@@ -335,10 +336,10 @@ def test_double_click_and_h_toggle_one_view(viewer, qtbot):
     rmlo = win.cells[("R", "MLO")]
     QTest.mouseDClick(rmlo.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
                       widget_point(rmlo, 400, 500))
-    assert win.showing_single() and ctl.single_image is ctl.images_on[rmlo] and ctl.current_image is ctl.single_image
+    assert win.showing_single() and ctl.session.cells["single"] is ctl.display.image_on(rmlo) and ctl.session.current is ctl.session.cells["single"]
     assert win.single.mirrored == rmlo.mirrored, "one view keeps the hanging's orientation"
     QTest.mouseDClick(win.single.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
                       widget_point(win.single, 400, 500))
-    assert not win.showing_single() and ctl.current_image is ctl.images_on[rmlo]
+    assert not win.showing_single() and ctl.session.current is ctl.display.image_on(rmlo)
     win.actions["toggle_layout"].trigger()
     assert win.showing_single()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference.labels import LabelRow, write_labels
+from inference.studies.image import SCREENING_ORDER
 
 DEMO_SEED = 2026
 DEMO_SHAPE = (1024, 832)  # rows x cols at 0.2 mm: a 20 x 17 cm detector, reduced resolution
@@ -53,7 +54,7 @@ def generate_demo_study(out: str | Path, progress=None) -> list[LabelRow]:
     out.mkdir(parents=True, exist_ok=True)
     study_uid = generate_uid(entropy_srcs=["mammolens-demo-study", str(DEMO_SEED)])
     rows: list[LabelRow] = []
-    views = [("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")]
+    views = list(SCREENING_ORDER)
     for i, (lat, view) in enumerate(views):
         if progress:
             progress(i, len(views) + 1, f"{lat}-{view}")

@@ -26,6 +26,7 @@ class SliceBar(QtWidgets.QWidget):
         self.play_button.setText("Play")
         self.play_button.setCheckable(True)
         self.play_button.setToolTip("Cine: play through the slices (Space)")
+        self.play_button.toggled.connect(lambda on: self.play_button.setText("Pause" if on else "Play"))
         self.play_button.toggled.connect(self.play_toggled.emit)
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.valueChanged.connect(self.frame_requested.emit)
@@ -255,16 +256,39 @@ class InfoPane(QtWidgets.QWidget):
 
 class MeasurementsPane(QtWidgets.QWidget):
     clear_requested = QtCore.Signal()
+    export_requested = QtCore.Signal(str)  # CSV path for every shape of the opened images
 
     def __init__(self, parent=None):
         super().__init__(parent)
         layout = QtWidgets.QVBoxLayout(self)
         self.list = QtWidgets.QListWidget()
         self.list.setWordWrap(True)
+        self.list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
+        buttons = QtWidgets.QHBoxLayout()
+        copy = QtWidgets.QPushButton("Copy")
+        copy.setToolTip("Copy the selected lines (all when none is selected) to the clipboard")
+        copy.clicked.connect(self.copy)
+        export = QtWidgets.QPushButton("Export CSV...")
+        export.setToolTip("Every shape of the opened images with its measurement, as a CSV file")
+        export.clicked.connect(self._export_dialog)
         clear = QtWidgets.QPushButton("Clear shapes on this image")
         clear.clicked.connect(self.clear_requested.emit)
+        for button in (copy, export, clear):
+            buttons.addWidget(button)
         layout.addWidget(self.list)
-        layout.addWidget(clear)
+        layout.addLayout(buttons)
+
+    def copy(self) -> str:
+        chosen = [item.text() for item in self.list.selectedItems()] or self.lines()
+        text = "\n".join(chosen)
+        QtWidgets.QApplication.clipboard().setText(text)
+        return text
+
+    def _export_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export measurements", "measurements.csv",
+                                                        "CSV files (*.csv)")
+        if path:
+            self.export_requested.emit(path)
 
     def set_lines(self, lines: list[str]) -> None:
         self.list.clear()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from inference.errors import EmptyFolderError, LoadError, MammolensError
-from inference.studies.image import Image, order_views, view_sort_key
+from inference.studies.image import SCREENING_ORDER, Image, order_views, view_sort_key
 from inference.studies.plain_io import PLAIN_SUFFIXES, open_plain
 
 # Sidecar files that sit next to images in research folders and are not images.
@@ -54,7 +54,7 @@ class Study:
         found: dict[tuple[str, str], Image] = {}
         for image in sorted(self.images(), key=lambda im: im.is_volume):
             key = (image.laterality, image.view)
-            if key in (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")) and key not in found:
+            if key in SCREENING_ORDER and key not in found:
                 found[key] = image
         return found
 
