@@ -24,6 +24,7 @@ import numpy as np
 from inference.files import atomic_write_bytes
 from inference.labels import image_label, read_labels, rows_by_image
 from inference.preprocess import box_to_model_space, preprocess
+from inference.windows import window_origins  # noqa: F401  (the sliding windows, shared with the engine)
 
 FOREIGN_OBJECT = "foreign_object"
 
@@ -130,21 +131,6 @@ def healthy_and_mixed_sets(train: PreparedImages, b_fraction: float = 0.5, seed:
         if normal_only else set()
     in_b = np.array([p in chosen for p in train.patients])
     return train.select(~in_b), train.select(in_b)
-
-
-def window_origins(breast: np.ndarray, fov: int, stride: int, min_breast: float = 0.5) -> np.ndarray:
-    """Top-left corners ``(row, col)`` of the ``fov`` windows, every ``stride`` pixels, whose
-    breast share is at least ``min_breast`` (paper 002 slides over breast tissue only)."""
-    rows, cols = breast.shape
-    if rows < fov or cols < fov:
-        return np.zeros((0, 2), dtype=np.intp)
-    integral = np.pad(np.cumsum(np.cumsum(breast.astype(np.int64), 0), 1), ((1, 0), (1, 0)))
-    r = np.arange(0, rows - fov + 1, stride)
-    c = np.arange(0, cols - fov + 1, stride)
-    rr, cc = np.meshgrid(r, c, indexing="ij")
-    area = integral[rr + fov, cc + fov] - integral[rr, cc + fov] - integral[rr + fov, cc] + integral[rr, cc]
-    keep = area >= min_breast * fov * fov
-    return np.stack([rr[keep], cc[keep]], axis=1)
 
 
 def lesion_rois(data: PreparedImages, size: int = 64, margin: float = 1.5) -> tuple[np.ndarray, list[str]]:

@@ -32,6 +32,7 @@ class Engine:
 
     method = ""
     batch_size = 8
+    supports_preview = False  # run_many accepts ``partial`` and calls it with early, coarser results
 
     def __init__(self, bundle: "Bundle", device: str = "auto", *, sessions: dict | None = None):
         from inference.methods import get
@@ -97,8 +98,14 @@ class Engine:
         raise NotImplementedError(f"{self.spec.title} does not produce maps")
 
     def run(self, display: np.ndarray, laterality: str, *, frame: int | None = None, progress=None,
-            cancel: CancelToken | None = None, **parameters) -> Result:
-        """One displayed frame ([0, 1]) -> its Result."""
+            cancel: CancelToken | None = None, partial=None, **parameters) -> Result:
+        """One displayed frame ([0, 1]) -> its Result.
+
+        ``partial(result)``, when given and the engine ``supports_preview``, receives early results
+        (a coarse preview) before the final one is returned; other engines ignore it.
+        """
+        if partial is not None and self.supports_preview:
+            parameters["partial"] = partial
         return self.run_many([display], [laterality], frames=[frame], progress=progress, cancel=cancel,
                              **parameters)[0]
 
