@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from inference.jobs import console_progress
 from inference.labels import (
     LESION_CLASSES,  # the one vocabulary (stdlib-only module: --help stays fast)
 )
@@ -285,7 +286,7 @@ def _dispatch(args) -> int:
         spec = get(args.method)
         summary = analyze_path(args.path, args.method, args.out, model=args.model,
                                device=getattr(args, "param_device", None) or "auto",
-                               all_slices=args.all_slices, progress=_progress, parameters=_parameters(args, spec))
+                               all_slices=args.all_slices, progress=console_progress, parameters=_parameters(args, spec))
         print(file=sys.stderr)
         for r in summary["results"]:
             slice_text = f" slice {r['slice']}" if r["slice"] else ""
@@ -299,15 +300,11 @@ def _dispatch(args) -> int:
     raise AssertionError(args.command)
 
 
-def _progress(done: int, total: int, name: str) -> None:
-    print(f"\r[{done}/{total}] {name:<40}", end="", file=sys.stderr, flush=True)
-
-
 def _phantom(args) -> int:
     if args.demo:
         from training.demo import generate_demo_study
 
-        rows = generate_demo_study(args.out, progress=_progress)
+        rows = generate_demo_study(args.out, progress=console_progress)
         print(file=sys.stderr)
         print(f"wrote the demo study ({len({r.path for r in rows})} files) to {args.out}")
         return 0
@@ -318,7 +315,7 @@ def _phantom(args) -> int:
         lesion_fraction=args.lesion_fraction, classes=args.classes, lesion_views=args.lesion_views, shape=args.shape,
         pixel_spacing=args.spacing, dbt=args.dbt, dbt_slices=args.dbt_slices, dbt_shape=args.dbt_shape,
         legacy_dbt=args.legacy_dbt, compress=args.compress, bits_stored=args.bits, seed=args.seed,
-        splits=args.splits, foreign_objects=args.foreign_objects, progress=_progress,
+        splits=args.splits, foreign_objects=args.foreign_objects, progress=console_progress,
     )
     print(file=sys.stderr)
     images = len({r.path for r in rows})
@@ -379,7 +376,7 @@ def _evaluate(args) -> int:
     spec = get(args.method)
     report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split,
                              device=getattr(args, "param_device", None) or "auto", card=args.card,
-                             ceiling=args.ceiling, object_patients=args.object_patients, progress=_progress)
+                             ceiling=args.ceiling, object_patients=args.object_patients, progress=console_progress)
     print(file=sys.stderr)
     print(format_report(report))
     if args.json:

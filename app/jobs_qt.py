@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Hashable, NamedTuple
 
 from PySide6 import QtCore
 
@@ -24,6 +24,14 @@ from inference.errors import MammolensError
 from inference.jobs import Cancelled, CancelToken
 
 _PROGRESS_INTERVAL_S = 0.05
+
+
+class JobKey(NamedTuple):
+    """What a job computes, to find it again (a map job's key is its :class:`app.session.ResultKey`)."""
+
+    kind: str  # "thumbnails", "read ahead", "volume", "inpaint", "export", ...
+    subject: Hashable = None  # the image (its id), folder or file stem it is about
+    detail: Hashable = None  # the bundle, shape id, ...
 
 
 class Job:

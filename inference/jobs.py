@@ -8,6 +8,7 @@ UI thread can cancel while a worker polls, with no lock held across the work.
 """
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Callable, Optional
 
@@ -59,3 +60,9 @@ def check(cancel: Optional[CancelToken]) -> None:
     """``cancel.raise_if_cancelled()`` that tolerates None, the companion of :func:`report`."""
     if cancel is not None:
         cancel.raise_if_cancelled()
+
+
+def console_progress(done: int, total: int, message: str = "") -> None:
+    """A :data:`Progress` for the command line: one updating line on stderr, ``[done/total]
+    message``, ended with a newline when ``done`` reaches ``total``."""
+    print(f"\r[{done}/{total}] {message:<40}", end="" if done < total else "\n", file=sys.stderr, flush=True)

@@ -78,14 +78,45 @@ def _geometry(rows: int, cols: int, flipped: bool, resolution: int) -> Geometry:
     return Geometry(rows, cols, flipped, side, factor, resolution)
 
 
-def _linear_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_axis(n_in: int, n_out: int, scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and weights of a linear resize along one axis, pixel-centre aligned:
-    ``x_in = (x_out + 0.5) * n_in / n_out - 0.5``, clamped at the edges (skimage's mode="edge")."""
-    x = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    x = np.clip(x, 0, n_in - 1)
+    ``x_in = (x_out + 0.5) * scale - 0.5`` with ``scale = n_in / n_out`` unless given, clamped at
+    the edges (skimage's mode="edge")."""
+    scale = n_in / n_out if scale is None else scale
+    x = np.clip((np.arange(n_out, dtype=np.float64) + 0.5) * scale - 0.5, 0, n_in - 1)
     lo = np.floor(x).astype(np.intp)
     hi = np.minimum(lo + 1, n_in - 1)
     return lo, hi, (x - lo).astype(np.float32)
+
+
+def resize_linear(arr: np.ndarray, shape: tuple[int, int], scale: float | None = None,
+                  keep: tuple[int, int] | None = None) -> np.ndarray:
+    """Separable linear resize to ``shape`` in float32 (the same values as skimage's
+    ``resize(order=1, mode="edge", anti_aliasing=False)`` to 1e-6, several times faster), of
+    which only the top-left ``keep`` rows and columns are computed; ``scale``: input pixels per
+    output pixel when it is not ``n_in / n_out`` (upsampling a field by an integer factor)."""
+    rows, cols = keep or shape
+    out = np.asarray(arr, dtype=np.float32)
+    for axis, (n_out, n_keep) in enumerate(zip(shape, (rows, cols))):
+        lo, hi, w = (v[:n_keep] for v in linear_axis(out.shape[axis], n_out, scale))
+        a, b = np.take(out, lo, axis=axis), np.take(out, hi, axis=axis)
+        b -= a
+        b *= w[:, None] if axis == 0 else w
+        a += b
+        out = a
+    return out
+
+
+def block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """Mean over k x k blocks (edges padded by replication when the size is no multiple of k), float32."""
+    if k == 1:
+        return np.array(a, dtype=np.float32)
+    rows, cols = a.shape
+    pr, pc = (-rows) % k, (-cols) % k
+    if pr or pc:
+        a = np.pad(a, ((0, pr), (0, pc)), mode="edge")
+    r, c = a.shape
+    return a.reshape(r // k, k, c // k, k).mean(axis=(1, 3), dtype=np.float32)
 
 
 def _resize(arr: np.ndarray, size: int, order: int, keep: tuple[int, int] | None = None) -> np.ndarray:
@@ -103,11 +134,7 @@ def _resize(arr: np.ndarray, size: int, order: int, keep: tuple[int, int] | None
 
         out = resize(arr, (size, size), order=order, mode="edge", anti_aliasing=False, preserve_range=True)
         return out[:rows, :cols]
-    a = np.asarray(arr, dtype=np.float32)
-    lo, hi, w = (v[:rows] for v in _linear_axis(a.shape[0], size))
-    a = a[lo] * (1 - w)[:, None] + a[hi] * w[:, None]
-    lo, hi, w = (v[:cols] for v in _linear_axis(a.shape[1], size))
-    return a[:, lo] * (1 - w) + a[:, hi] * w
+    return resize_linear(arr, (size, size), keep=(rows, cols))
 
 
 def to_model_space(arr: np.ndarray, geometry: Geometry, *, order: int = 1) -> np.ndarray:
@@ -121,8 +148,7 @@ def to_model_space(arr: np.ndarray, geometry: Geometry, *, order: int = 1) -> np
     square = np.zeros((g.side, g.side), dtype=np.float32)
     square[: g.rows, : g.cols] = a
     if g.factor > 1:
-        n = g.side // g.factor
-        square = square.reshape(n, g.factor, n, g.factor).mean(axis=(1, 3))
+        square = block_mean(square, g.factor)
     return _resize(square, g.resolution, order).astype(np.float32)
 
 

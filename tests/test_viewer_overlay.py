@@ -50,6 +50,30 @@ def coloured_pixels(canvas) -> int:
     return int((pixels.max(axis=2) - pixels.min(axis=2) > 40).sum())
 
 
+def test_the_first_map_is_drawn_once_from_the_workers_indices(viewer, qtbot, monkeypatch):
+    """The defect: style_changed fired before the worker's table indices were stored, so the
+    first map of a bundle was indexed again on the UI thread and drawn twice."""
+    import threading
+
+    import app.heatmap
+
+    win, ctl, bundle = viewer
+    ui = threading.get_ident()
+    indexed_on_ui = []
+    real_index = app.heatmap.table_index
+    monkeypatch.setattr(app.heatmap, "table_index",
+                        lambda *a, **k: (indexed_on_ui.append(threading.get_ident() == ui), real_index(*a, **k))[1])
+    canvas = win.cells[("R", "CC")]
+    drawn = []
+    real_set = canvas.set_overlay
+    monkeypatch.setattr(canvas, "set_overlay", lambda *a: (drawn.append(1), real_set(*a)))
+    ctl.overlays.toggle_method(bundle, True, all_views=False)
+    wait_jobs(qtbot, ctl)
+    qtbot.waitUntil(canvas.has_overlay, timeout=5000)
+    assert drawn == [1], "drawn once"
+    assert not any(indexed_on_ui), "no per-pixel indexing on the UI thread"
+
+
 def test_toggle_all_views_threshold_recolours_and_cache_is_instant(viewer, qtbot):
     win, ctl, bundle = viewer
     win.scope.setCurrentIndex(1)  # all views

@@ -8,7 +8,6 @@ import io
 import os
 import random
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from inference.files import atomic_write_bytes
+from inference.jobs import console_progress
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -136,5 +136,4 @@ class ProgressBar:
         rate = (done - self.start) / max(now - self.t0, 1e-9)
         eta = (self.total - done) / rate if rate > 0 else float("inf")
         losses = " ".join(f"{k} {v:.3f}" for k, v in values.items())
-        print(f"\r[{done}/{self.total}] {rate:.2f} it/s, eta {eta / 60:.1f} min  {losses}   ",
-              end="" if done < self.total else "\n", file=sys.stderr, flush=True)
+        console_progress(done, self.total, f"{rate:.2f} it/s, eta {eta / 60:.1f} min  {losses}")

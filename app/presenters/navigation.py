@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
+from app.jobs_qt import JobKey
 from app.presenters.base import Context, Presenter, readout
 from inference.studies.image import Image
 
@@ -103,7 +104,7 @@ class NavigationPresenter(Presenter):
             return  # a jump, not stepping through the slices: nothing to guess
         step = 1 if frame > last else -1
         self._ahead[id(image)] = self.session.read_ahead_plan(image, [frame + step * k for k in range(1, READ_AHEAD + 1)])
-        key = ("read ahead", id(image))
+        key = JobKey("read ahead", id(image))
         if self._ahead[id(image)] and not self.jobs.running(key):
             self.jobs.submit("Reading ahead", lambda job: self._read_ahead_work(image, job), key=key, quiet=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.heatmap import contour_lines, style_table, summarise, table_index
+from app.jobs_qt import JobKey
 from app.presenters.base import Context, Presenter
 from app.session import ResultCache, ResultKey
 from inference.studies.image import Image
@@ -273,7 +274,7 @@ class OverlayPresenter(Presenter):
                 self._store(image, frame, bundle, result, summaries, indices)
 
         return self.jobs.submit(f"{bundle.name} on all {image.n_frames} slices", work,
-                                key=("volume", id(image), bundle), on_partial=deliver, on_error=self.failed)
+                                key=JobKey("volume", id(image), bundle), on_partial=deliver, on_error=self.failed)
 
     # ------------------------------------------------------------------ the Overlay panel
     def _overlay_bundle(self):

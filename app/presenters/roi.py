@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.jobs_qt import JobKey
 from app.presenters.base import Context, Presenter
 from inference.files import atomic_write_bytes, atomic_write_text, safe_file_name
 from inference.studies.image import Image
@@ -155,7 +156,7 @@ class RoiPresenter(Presenter):
             display, result = value
             show_completion(self.window, display, rect.box(), result)
 
-        return self.jobs.submit(f"Inpainting rectangle #{rect.id}", work, key=("inpaint", id(image), rect.id),
+        return self.jobs.submit(f"Inpainting rectangle #{rect.id}", work, key=JobKey("inpaint", id(image), rect.id),
                                 on_result=done, on_error=self.failed)
 
     # ------------------------------------------------------------------ export
@@ -195,4 +196,4 @@ class RoiPresenter(Presenter):
             self.last_export = paths
             self.status("Exported " + ", ".join(p.name for p in paths), 10000)
 
-        return self.jobs.submit(f"Export {stem}", work, key=("export", stem), on_result=done, on_error=self.failed)
+        return self.jobs.submit(f"Export {stem}", work, key=JobKey("export", stem), on_result=done, on_error=self.failed)

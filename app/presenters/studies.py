@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.jobs_qt import JobKey
 from app.presenters.base import Context, Presenter
 from inference.errors import MammolensError
 from inference.studies.image import Image
@@ -125,7 +126,7 @@ class StudyPresenter(Presenter):
                 job.report(i + 1, len(images), "thumbnails")
             return len(images)
 
-        return self.jobs.submit("Thumbnails", work, key=("thumbnails",), quiet=True,
+        return self.jobs.submit("Thumbnails", work, key=JobKey("thumbnails"), quiet=True,
                                 on_partial=lambda value: self.window.browser.set_thumbnail(*value),
                                 on_error=self.failed)
 

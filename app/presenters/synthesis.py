@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.jobs_qt import JobKey
 from app.presenters.base import Context, Presenter
 
 
@@ -47,7 +48,7 @@ class SynthesisPresenter(Presenter):
                             for i, p in enumerate(patches)]
             self.window.synthesis.show_patches(np.asarray(patches), [f"{label} {seed}:{i}" for i in range(len(patches))])
 
-        return self.jobs.submit(f"Generating {count} {label} patches", work, key=("synthesis",), on_result=done,
+        return self.jobs.submit(f"Generating {count} {label} patches", work, key=JobKey("synthesis"), on_result=done,
                                 on_error=self.failed)
 
     def export(self, indices: list, folder: str):
@@ -57,6 +58,6 @@ class SynthesisPresenter(Presenter):
         if not chosen:
             return None
         return self.jobs.submit(f"Export {len(chosen)} patches", lambda job: export_patches(folder, chosen),
-                                key=("patches", folder), on_error=self.failed,
+                                key=JobKey("patches", folder), on_error=self.failed,
                                 on_result=lambda paths: self.status(
                                     f"Exported {len(chosen)} patch(es) and labels.csv to {Path(folder).name}", 10000))

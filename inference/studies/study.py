@@ -12,9 +12,9 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from inference.errors import EmptyFolderError, LoadError, MammolensError
+from inference.jobs import Progress
 from inference.studies.image import SCREENING_ORDER, Image, order_views, view_sort_key
 from inference.studies.plain_io import PLAIN_SUFFIXES, open_plain
 
@@ -27,7 +27,6 @@ _SIDECAR_SUFFIXES = {".csv", ".txt", ".json", ".md", ".npy", ".npz", ".xml", ".h
 _MASK_FOLDERS = {"mask", "masks", "roi", "rois"}
 _MASK_SUFFIXES = ("_mask", "_masks", "_roi")
 
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass

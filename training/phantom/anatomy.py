@@ -34,6 +34,8 @@ from scipy import ndimage
 from scipy.interpolate import CubicSpline
 from scipy.spatial import cKDTree
 
+from inference.preprocess import block_mean
+
 from .noise import (
     F32,
     band_pass_filter,
@@ -694,18 +696,6 @@ def tissue_texture(
 
 # ---------------------------------------------------------------------------------------------
 # image formation
-
-
-def block_mean(a: np.ndarray, k: int) -> np.ndarray:
-    """Mean over k x k blocks (edges padded by replication), float32."""
-    if k == 1:
-        return a.astype(F32, copy=True)
-    rows, cols = a.shape
-    pr, pc = (-rows) % k, (-cols) % k
-    if pr or pc:
-        a = np.pad(a, ((0, pr), (0, pc)), mode="edge")
-    r, c = a.shape
-    return a.reshape(r // k, k, c // k, k).mean(axis=(1, 3), dtype=F32)
 
 
 def enhance(bm: BreastModel, tex: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 import scipy.fft
 
+from inference.preprocess import resize_linear
+
 F32 = np.float32
 
 
@@ -104,24 +106,7 @@ def upsample(coarse: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndar
     coarse = np.asarray(coarse, F32)
     if factor == 1 and coarse.shape == tuple(shape):
         return coarse.copy()
-    out = coarse
-    for axis, n in enumerate(shape):
-        m = coarse.shape[axis]
-        u = (np.arange(n, dtype=np.float64) + 0.5) / factor - 0.5
-        u = np.clip(u, 0, m - 1)
-        i0 = np.floor(u).astype(np.intp)
-        i1 = np.minimum(i0 + 1, m - 1)
-        w = (u - i0).astype(F32)
-        a = np.take(out, i0, axis=axis)
-        b = np.take(out, i1, axis=axis)
-        wshape = [1, 1]
-        wshape[axis] = n
-        w = w.reshape(wshape)
-        b -= a
-        b *= w
-        a += b
-        out = a
-    return out
+    return resize_linear(coarse, tuple(shape), scale=1.0 / factor)
 
 
 def radial_power_spectrum(patch: np.ndarray, pixel_spacing: float, nbins: int = 40):
