@@ -178,6 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--all-slices", action="store_true", help="DBT: every slice, not only the central one")
 
+    p = sub.add_parser(
+        "inpaint", help="complete a box of an image with an inpainting bundle: original, completion, error, scores",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Remove the box from the image and let the inpainting model (paper 002) complete it from its "
+                    "surroundings; writes original.png, completion.png and error.png (crops around the box) and "
+                    "scores.json (MSE, critic loss, DMSE) into OUT, all together.",
+        epilog="example:\n  mammolens inpaint study/P0001/R_CC.dcm --box 273,179,317,228 --out inpainted/\n"
+               "  mammolens inpaint volume.dcm --slice 20 --box 100,120,164,184 --out dbt-roi/ --score mse")
+    p.add_argument("path", type=Path, help="a DICOM file, plain image or folder (its first image)")
+    p.add_argument("--box", required=True, metavar="x0,y0,x1,y1", help="the box in image pixels (x1, y1 exclusive)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the four files into")
+    p.add_argument("--model", help="inpainting bundle folder or name (default: the first inpainting bundle found)")
+    p.add_argument("--score", choices=("dmse", "mse", "critic"), default="dmse", help="the score reported (default dmse)")
+    p.add_argument("--slice", type=int, help="DBT: the slice, from 1 (default the middle one)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
     p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
     p.add_argument("--labels", type=Path, required=True)
     p.add_argument("--split", default="test")
@@ -295,6 +311,14 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "inpaint":
+        from app.inpaint import inpaint_file
+
+        s = inpaint_file(args.path, args.box, args.out, model=args.model, device=args.device, score=args.score,
+                         frame=None if args.slice is None else args.slice - 1)
+        print(f"{s['image']}: MSE {s['mse']:.5f}, critic loss {s['critic']:.4f}, DMSE {s['dmse']:.6f}; "
+              f"original / completion / error PNGs and scores.json in {args.out}")
+        return 0
     if args.command == "synthesize":
         return _synthesize(args)
     raise AssertionError(args.command)

@@ -39,19 +39,43 @@ FOREIGN_OBJECT_FACTOR = 2.0  # DESIGN.md: inside/outside ratio at least 2x its n
 FOOTPRINT_MIN = 0.02  # display units: where the object changed the model input
 
 
-def _image_level(engine, data, val, maps, val_maps) -> dict:
+def _reached(value_map: np.ndarray, breast: np.ndarray) -> np.ndarray:
+    """The breast pixels the map has data for (a sliding-window map is NaN where no window reaches)."""
+    return breast & np.isfinite(value_map)
+
+
+def _maps(engine, images: np.ndarray, masks: np.ndarray, **parameters) -> np.ndarray:
+    """The engine's main maps in model space; an engine that slides over the breast gets its masks."""
+    import inspect
+
+    if "masks" in inspect.signature(engine.map_prepared).parameters:
+        return engine.map_prepared(images, masks, **parameters)
+    return engine.map_prepared(images, **parameters)
+
+
+def _has_both(data) -> bool:
+    return data is not None and bool(data.is_normal.any()) and bool((~data.is_normal).any())
+
+
+def _image_level(engine, data, val, maps, val_maps, parameters: dict | None = None) -> dict:
+    """Paper and focal scores; ``parameters`` (a map variant) are scored with a threshold from the val split."""
     from inference.metrics import evaluate, focal_score, youden_threshold
 
     truth = (~data.is_normal).astype(int)
-    paper = engine.score_prepared(data.images, data.masks)
+    paper = engine.score_prepared(data.images, data.masks, **(parameters or {}))
     calibration = engine.bundle.calibration
-    threshold = calibration.threshold if calibration is not None else None
+    threshold = calibration.threshold if calibration is not None and not parameters else None
+    source = "bundle calibration" if threshold is not None else "Youden J on this split"
+    if threshold is None and parameters and _has_both(val):
+        threshold, _ = youden_threshold((~val.is_normal).astype(int), engine.score_prepared(val.images, val.masks,
+                                                                                             **parameters))
+        source = "Youden J on the val split"
     out = {"paper": evaluate(truth, paper, threshold=threshold, classes=data.labels)}
-    out["paper"]["threshold_source"] = "bundle calibration" if threshold is not None else "Youden J on this split"
-    focal = np.array([focal_score(m, b) for m, b in zip(maps, data.masks)])
+    out["paper"]["threshold_source"] = source
+    focal = np.array([focal_score(m, _reached(m, b)) for m, b in zip(maps, data.masks)])
     focal_threshold, source = None, "Youden J on this split"
-    if val is not None and val.is_normal.any() and (~val.is_normal).any():
-        val_focal = np.array([focal_score(m, b) for m, b in zip(val_maps, val.masks)])
+    if _has_both(val):
+        val_focal = np.array([focal_score(m, _reached(m, b)) for m, b in zip(val_maps, val.masks)])
         focal_threshold, _ = youden_threshold((~val.is_normal).astype(int), val_focal)
         source = "Youden J on the val split"
     out["focal"] = evaluate(truth, focal, threshold=focal_threshold, classes=data.labels)
@@ -83,9 +107,9 @@ def _localisation(data, maps) -> dict:
             break
         j = pool[used.get(key, 0) % len(pool)]  # each lesion gets the next normal of its view
         used[key] = used.get(key, 0) + 1
-        ratios.append(box_ratio(maps[i], data.masks[i], boxes))
-        nulls.append(box_ratio(maps[j], data.masks[j], boxes))
-        hit, chance = hit_rate(maps[i], data.masks[i], boxes)
+        ratios.append(box_ratio(maps[i], _reached(maps[i], data.masks[i]), boxes))
+        nulls.append(box_ratio(maps[j], _reached(maps[j], data.masks[j]), boxes))
+        hit, chance = hit_rate(maps[i], _reached(maps[i], data.masks[i]), boxes)
         hits.append(hit)
         chances.append(chance)
         classes.append(data.labels[i])
@@ -93,7 +117,12 @@ def _localisation(data, maps) -> dict:
     def block(sel) -> dict:
         a, b = np.asarray(ratios)[sel], np.asarray(nulls)[sel]
         test = paired_test(a, b)
-        return {"n": int(len(a)), "ratio_median": test["median_a"], "null_ratio_median": test["median_b"],
+        finite_a, finite_b = a[np.isfinite(a)], b[np.isfinite(b)]
+        spread = {"ratio_mean": float(finite_a.mean()) if finite_a.size else None,
+                  "ratio_std": float(finite_a.std(ddof=1)) if finite_a.size > 1 else None,
+                  "null_ratio_mean": float(finite_b.mean()) if finite_b.size else None,
+                  "null_ratio_std": float(finite_b.std(ddof=1)) if finite_b.size > 1 else None}
+        return {"n": int(len(a)), **spread, "ratio_median": test["median_a"], "null_ratio_median": test["median_b"],
                 "p_value": test["p_value"], "hit_rate": float(np.nanmean(np.asarray(hits)[sel])) if len(a) else None,
                 "chance": float(np.nanmean(np.asarray(chances)[sel])) if len(a) else None}
 
@@ -104,7 +133,8 @@ def _localisation(data, maps) -> dict:
     return result
 
 
-def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT_PATIENTS, progress=None) -> dict:
+def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT_PATIENTS, progress=None,
+                         variants: dict | None = None) -> dict:
     """Objects the model never saw must light up its map and raise its score (any correct pipeline).
 
     Each object image has a twin without the object (same seed, pixel-identical elsewhere), so the
@@ -115,7 +145,6 @@ def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT
     same footprint on the twin's map. Both image scores are tested, paired: the paper's mean over
     the breast (which a few pixels barely move, by construction) and the focal score.
     """
-    from inference.metrics import focal_score, paired_test
     from training.datasets import load_images
     from training.phantom import generate_dataset
 
@@ -129,10 +158,23 @@ def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT
         twins = load_images(Path(tmp) / "twins" / "labels.csv", engine.resolution)
     if objects.paths != twins.paths:
         raise RuntimeError("the foreign-object images and their twins do not line up")
-    maps, twin_maps = engine.map_prepared(objects.images), engine.map_prepared(twins.images)
+    result = _object_check(engine, objects, twins, patients)
+    if variants:
+        result["variants"] = {name: _object_check(engine, objects, twins, patients, params)
+                              for name, params in variants.items()}
+    return result
+
+
+def _object_check(engine, objects, twins, patients: int, parameters: dict | None = None) -> dict:
+    from inference.metrics import focal_score, paired_test
+
+    parameters = parameters or {}
+    maps = _maps(engine, objects.images, objects.masks, **parameters)
+    twin_maps = _maps(engine, twins.images, twins.masks, **parameters)
     ratio, null, sizes, on_object, elsewhere, percentile = [], [], [], [], [], []
     for i in range(len(objects)):
-        breast = objects.masks[i]
+        # the breast pixels both maps have data for
+        breast = _reached(maps[i], objects.masks[i]) & _reached(twin_maps[i], objects.masks[i])
         footprint = (np.abs(objects.images[i] - twins.images[i]) > FOOTPRINT_MIN) & breast
         rest = breast & ~footprint
         if not footprint.any() or not rest.any():
@@ -148,10 +190,10 @@ def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT
         elsewhere.append(float(abs((maps[i][rest] - twin_maps[i][rest]).sum()) / n))
         percentile.append(float(100.0 * np.mean(maps[i][breast] < maps[i][footprint].max())))
     ratios = paired_test(ratio, null)
-    paper = paired_test(engine.score_prepared(objects.images, objects.masks),
-                        engine.score_prepared(twins.images, twins.masks))
-    focal = paired_test([focal_score(m, b) for m, b in zip(maps, objects.masks)],
-                        [focal_score(m, b) for m, b in zip(twin_maps, twins.masks)])
+    paper = paired_test(engine.score_prepared(objects.images, objects.masks, **parameters),
+                        engine.score_prepared(twins.images, twins.masks, **parameters))
+    focal = paired_test([focal_score(m, _reached(m, b)) for m, b in zip(maps, objects.masks)],
+                        [focal_score(m, _reached(m, b)) for m, b in zip(twin_maps, twins.masks)])
     lights_up = bool(np.isfinite(ratios["median_a"]) and ratios["median_a"] >= FOREIGN_OBJECT_FACTOR * ratios["median_b"])
 
     def raised(test) -> bool:
@@ -205,15 +247,26 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
         val = load_images(labels, engine.resolution, splits=("val",), progress=progress) if split != "val" else None
     except ValueError:
         val = None
-    maps = engine.map_prepared(data.images)
-    val_maps = engine.map_prepared(val.images) if val is not None else None
+    maps = _maps(engine, data.images, data.masks)
+    val_maps = _maps(engine, val.images, val.masks) if val is not None else None
+    variants = engine.card_variants() if hasattr(engine, "card_variants") else {}
     report = {"bundle": engine.bundle.name, "version": engine.bundle.version, "method": engine.spec.method,
               "labels": labels.name, "split": split, "n_normal": int(data.is_normal.sum()),
               "n_abnormal": int((~data.is_normal).sum()), "provider": engine.provider,
               "image_level": _image_level(engine, data, val, maps, val_maps),
               "localisation": _localisation(data, maps)}
+    if variants:  # the method's other maps and scores (inpainting: MSE / critic / DMSE, averaged or not)
+        report["variants"] = {}
+        for name, params in variants.items():
+            v_maps = _maps(engine, data.images, data.masks, **params)
+            v_val = _maps(engine, val.images, val.masks, **params) if val is not None else None
+            report["variants"][name] = {"parameters": params, "localisation": _localisation(data, v_maps),
+                                        "image_level": _image_level(engine, data, val, v_maps, v_val, params)}
+    if hasattr(engine, "card_reference"):
+        report["paper_reference"] = engine.card_reference()
     if object_patients:
-        report["foreign_objects"] = foreign_object_check(engine, labels, patients=object_patients, progress=progress)
+        report["foreign_objects"] = foreign_object_check(engine, labels, patients=object_patients, progress=progress,
+                                                         variants=variants)
     if ceiling:
         from training.ceiling import supervised_ceiling
 
@@ -277,6 +330,7 @@ def card_markdown(report: dict) -> str:
         if block.get("n"):
             lines.append(f"| {cls} | {block['n']} | {_f(block['ratio_median'])} | {_f(block['null_ratio_median'])} | "
                          f"{_f(block['p_value'], 3)} | {_f(block['hit_rate'], 3)} | {_f(block['chance'], 3)} |")
+    lines += _variants_markdown(report)
     fo = report.get("foreign_objects")
     if fo:
         lines += ["", "## Foreign-object plumbing check", "",
@@ -306,6 +360,38 @@ def card_markdown(report: dict) -> str:
               f"{b.get('paper_iterations')}), {b.get('train_seconds')} s on {b.get('device')}, preset "
               f"{b.get('preset')}.", "", f"Command: `{b.get('command')}`", ""]
     return "\n".join(lines)
+
+
+def _variants_markdown(report: dict) -> list[str]:
+    """The table of a method's map variants (paper 002 Table 2's rows), with the paper's own number."""
+    variants = report.get("variants")
+    if not variants:
+        return []
+    lines = ["", "## Map variants (the Table 2 ratio: mean (std) and median over lesions, beside the same boxes "
+             "on normal images of the same view)", ""]
+    if report.get("paper_reference"):
+        lines += [report["paper_reference"], ""]
+    lines += ["| map | lesions | ratio mean (std) | null mean (std) | ratio median | null median | paired p | "
+              "paper-score AUC (95 % CI) | focal AUC (95 % CI) | clip ratio vs twin |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    objects = (report.get("foreign_objects") or {}).get("variants", {})
+    for name, v in variants.items():
+        paper, focal = v["image_level"]["paper"], v["image_level"]["focal"]
+        fo = objects.get(name)
+        clip = f"{_f(fo['ratio_median'])} vs {_f(fo['null_ratio_median'])}" if fo else "n/a"
+        for cls, block in v["localisation"].items():
+            if not block.get("n"):
+                continue
+            first = cls == "overall"
+            auc = (f"{_f(paper['auc'])} ({_f(paper['auc_ci'][0])}-{_f(paper['auc_ci'][1])})" if first else
+                   _f((paper.get("per_class") or {}).get(cls, {}).get("auc")))
+            fauc = (f"{_f(focal['auc'])} ({_f(focal['auc_ci'][0])}-{_f(focal['auc_ci'][1])})" if first else
+                    _f((focal.get("per_class") or {}).get(cls, {}).get("auc")))
+            lines.append(f"| {name if first else ''} | {cls} {block['n']} | {_f(block['ratio_mean'])} "
+                         f"({_f(block['ratio_std'])}) | {_f(block['null_ratio_mean'])} ({_f(block['null_ratio_std'])}) | "
+                         f"{_f(block['ratio_median'])} | {_f(block['null_ratio_median'])} | {_f(block['p_value'], 3)} | "
+                         f"{auc} | {fauc} | {clip if first else ''} |")
+    return lines
 
 
 def write_card(bundle_dir: Path, report: dict) -> None:

@@ -75,3 +75,22 @@ def tiny_healthygan(tmp_path_factory):
     bundle_dir = root / "models" / "tiny"
     export_run(root / "run", bundle_dir, name="tiny", log=lambda *a: None)
     return root, cfg, bundle_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_inpainting(tiny_healthygan, tmp_path_factory):
+    """One tiny inpainting run (preset ``tiny``: 64 px images, FOV 32, hole 16, width 2, 3 iterations)
+    on the tiny HealthyGAN phantom, and its exported bundle: ``(labels, run_dir, bundle_dir)``."""
+    pytest.importorskip("torch")
+    from training.export import export_run
+    from training.inpainting import PRESETS, InpaintingConfig, Method
+    from training.loop import config_from_preset, train
+
+    root = tmp_path_factory.mktemp("tiny-inpainting")
+    labels = tiny_healthygan[1].labels
+    cfg = config_from_preset(InpaintingConfig, "tiny", PRESETS, labels=labels, out=str(root / "run"), seed=1,
+                             command="pytest tiny inpainting run")
+    train(Method(cfg), log=lambda *a: None)
+    bundle_dir = root / "models" / "tiny-inpainting"
+    export_run(root / "run", bundle_dir, name="tiny-inpainting", log=lambda *a: None)
+    return labels, root / "run", bundle_dir

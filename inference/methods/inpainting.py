@@ -57,7 +57,10 @@ from inference.windows import window_origins
 
 SCORES = ("dmse", "mse", "critic")
 HEATMAPS = ("non-averaged", "averaged")
-CACHE_SIZE = 4096  # window errors of this many (image, stride) pairs kept (evaluate reuses them per map kind)
+CACHE_SIZE = 4096  # window errors of this many (networks, image, stride) kept: export's calibration and
+# evaluate's card (six map kinds, val and test) reuse one pass per image within a process
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
@@ -133,8 +136,8 @@ class InpaintingEngine(Engine):
         self.hole = int(p.get("hole", p.get("mask", self.fov // 2)))
         self.min_breast = float(p.get("min_breast", 0.5))
         self.window_batch = 256 if self.provider in ("CUDA", "TensorRT") else 64
-        self._cache: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
+        # the networks' hashes: the same weights give the same window errors, whatever the bundle's folder
+        self.identity = tuple(bundle.networks[r].sha256 for r in self.spec.roles) if sessions is None else id(self)
 
     def preview_stride(self, stride: int) -> int:
         """The coarse pass's stride: half a window (at least twice the fine stride)."""
@@ -177,11 +180,12 @@ class InpaintingEngine(Engine):
     def window_errors(self, image: np.ndarray, breast: np.ndarray, stride: int, *,
                       progress: Callable[[int], None] | None = None, cancel: CancelToken | None = None) -> WindowErrors:
         """The errors of every breast window of a prepared image at ``stride`` (cached per image)."""
-        key = (hashlib.sha1(np.ascontiguousarray(image).tobytes() + np.packbits(breast).tobytes()).hexdigest(), stride)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+        digest = hashlib.sha1(np.ascontiguousarray(image, dtype=np.float32).tobytes() + np.packbits(breast).tobytes())
+        key = (self.identity, self.window_batch, digest.hexdigest(), stride)
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                _CACHE.move_to_end(key)
+                return _CACHE[key]
         origins = window_origins(breast, self.fov, stride, self.min_breast)
         views = np.lib.stride_tricks.sliding_window_view(image, (self.fov, self.fov))
         mse, critic = np.zeros(len(origins)), np.zeros(len(origins))
@@ -194,10 +198,10 @@ class InpaintingEngine(Engine):
             if progress is not None:
                 progress(len(part))
         errors = WindowErrors(origins, mse, critic)
-        with self._lock:
-            self._cache[key] = errors
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+        with _CACHE_LOCK:
+            _CACHE[key] = errors
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
         return errors
 
     def count_windows(self, breast: np.ndarray, stride: int) -> int:
@@ -230,6 +234,12 @@ class InpaintingEngine(Engine):
     def card_variants(self) -> dict[str, dict]:
         """The map / score variants the evaluation card reports beside the default (paper Table 2's rows)."""
         return {f"{score} {kind}": {"score": score, "heatmap": kind} for score in SCORES for kind in HEATMAPS}
+
+    def card_reference(self) -> str:
+        return ("Paper 002, Table 2 (non-averaged maps, Duke DBT, 2M iterations): DMSE 2.77 (1.79) at FOV 256 / "
+                "hole 128, 2.54 (2.92) at 256 / 64; MSE 2.11 (1.01) and 1.93 (0.87); critic loss 1.46 (0.34) and "
+                "1.47 (0.38): mean (std) of the inside / outside ratio over 70 cancers, without a null. This bundle: "
+                f"FOV {self.fov} / hole {self.hole} at {self.resolution} px.")
 
     # -- maps of displayed frames ----------------------------------------------------------------
 
