@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("view", help="open a file, folder or DICOMDIR in the viewer window")
-    p.add_argument("path", nargs="?", type=Path)
+    p.add_argument("path", nargs="?", type=Path, help="a DICOM file, plain image, folder or DICOMDIR (optional)")
     p.add_argument("--models", type=Path, action="append", default=[], metavar="DIR",
                    help="a folder of model bundles to offer besides $MAMMOLENS_MODELS, the user's and the bundled "
                         "ones (repeatable)")
@@ -116,27 +116,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offscreen", action="store_true", help="render offscreen even when a display is available")
 
     p = sub.add_parser("info", help="list the patients / studies / series / views found under PATH")
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="a file, folder or DICOMDIR; unreadable files are listed, not fatal")
 
     p = sub.add_parser("phantom", help="simulate mammograms / DBT volumes with lesions and write DICOM + labels")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--n", type=int, default=8, help="number of patients (each gets every view and side)")
-    p.add_argument("--views", type=_csv_list(("CC", "MLO")), default=("CC", "MLO"))
-    p.add_argument("--lateralities", type=_csv_list(("L", "R")), default=("L", "R"))
+    p.add_argument("--views", type=_csv_list(("CC", "MLO")), default=("CC", "MLO"),
+                   help="comma-separated views per breast: CC, MLO (default CC,MLO)")
+    p.add_argument("--lateralities", type=_csv_list(("L", "R")), default=("L", "R"),
+                   help="comma-separated breasts: L, R (default L,R)")
     p.add_argument("--lesion-fraction", type=float, default=0.5, help="fraction of patients with a lesion")
-    p.add_argument("--classes", type=_csv_list(LESION_CLASSES), default=LESION_CLASSES)
+    p.add_argument("--classes", type=_csv_list(LESION_CLASSES), default=LESION_CLASSES,
+                   help=f"comma-separated lesion classes to draw from (default all: {','.join(LESION_CLASSES)})")
     p.add_argument("--lesion-views", choices=("one", "breast"), default="one",
                    help="a lesion patient's lesion shows in one image (default) or in every view of one breast")
     p.add_argument("--shape", type=_shape, default=(1024, 832), help="image size ROWSxCOLS (default 1024x832)")
     p.add_argument("--spacing", type=float, default=0.2, help="pixel spacing in mm (default 0.2)")
-    p.add_argument("--bits", type=int, choices=(12, 14), default=12, help="bits stored")
-    p.add_argument("--dbt", type=int, default=0, help="number of DBT volumes to add")
-    p.add_argument("--dbt-slices", type=int, default=40)
-    p.add_argument("--dbt-shape", type=_shape, default=(512, 416))
+    p.add_argument("--bits", type=int, choices=(12, 14), default=12, help="bits stored (default 12)")
+    p.add_argument("--dbt", type=int, default=0, help="number of DBT volumes to add (default 0)")
+    p.add_argument("--dbt-slices", type=int, default=40, help="slices per DBT volume (default 40)")
+    p.add_argument("--dbt-shape", type=_shape, default=(512, 416), help="DBT slice size ROWSxCOLS (default 512x416)")
     p.add_argument("--legacy-dbt", action="store_true", help="write DBT as single-frame slice files")
-    p.add_argument("--compress", choices=("rle", "jpeg2000", "jpegls"), help="lossless transfer syntax")
-    p.add_argument("--splits", type=_fractions, help="train,val,test fractions by patient")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compress", choices=("rle", "jpeg2000", "jpegls"),
+                   help="lossless transfer syntax (default uncompressed)")
+    p.add_argument("--splits", type=_fractions, help="train,val,test fractions by patient (default: no split column)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same images (default 0)")
     p.add_argument("--foreign-objects", type=_fraction, default=0.0, metavar="FRACTION",
                    help="fraction of the 2D images that get one metal biopsy clip or skin marker "
                         "(labelled foreign_object, never a lesion; default 0)")
@@ -162,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one setting of every method's preset (e.g. resolution=32)")
     p.add_argument("--object-patients", type=int, default=10,
                    help="phantom patients for each card's foreign-object check (default 10)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where torch trains (default auto: CUDA when present)")
 
     p = sub.add_parser("export", help="export a training run to a model bundle (ONNX + model.json); the method is "
                                       "read from the run")
@@ -173,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-split", default="val", help="held-out split to calibrate on (default val)")
 
     p = sub.add_parser("analyze", help="run a method over a file / folder and write maps, overlays, scores")
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="a file, folder or DICOMDIR; every readable image is analysed")
     _method_arguments(p)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for the maps (.npy), overlays (.png), results.json and results.csv")
     p.add_argument("--all-slices", action="store_true", help="DBT: every slice, not only the central one")
 
     p = sub.add_parser(
@@ -195,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
-    p.add_argument("--labels", type=Path, required=True)
-    p.add_argument("--split", default="test")
+    p.add_argument("--labels", type=Path, required=True,
+                   help="labels CSV with a split column (`mammolens phantom --splits` or `dataset import` write one)")
+    p.add_argument("--split", default="test", help="the held-out split scored (default test; never tune on it)")
     _method_arguments(p)
     p.add_argument("--json", type=Path, help="also write the full report here")
     p.add_argument("--card", action=argparse.BooleanOptionalAction, default=True,
@@ -231,13 +238,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dataset", help="dataset tools")
     dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
     q = dsub.add_parser("import", help="write a labels CSV from a research dataset")
-    q.add_argument("format", choices=("mias", "phantom"))
+    q.add_argument("format", choices=("mias", "phantom"), help="mias: the mini-MIAS truth file; phantom: its manifest")
     q.add_argument("path", type=Path, help="the dataset folder")
     q.add_argument("--out", type=Path, required=True, help="labels CSV to write")
     q.add_argument("--splits", type=_fractions, default=(0.7, 0.15, 0.15),
                    help="train,val,test fractions by patient (MIAS; default 0.7,0.15,0.15)")
-    q.add_argument("--seed", type=int, default=0, help="seed of the patient split")
+    q.add_argument("--seed", type=int, default=0, help="seed of the patient split (default 0)")
+    _add_examples(sub)
     return parser
+
+
+#: examples at the end of each verb's --help (verbs with their own epilog keep it)
+EXAMPLES = {
+    "view": ["mammolens view study/", "mammolens view DICOMDIR --models my-bundles/"],
+    "demo": ["mammolens demo", "mammolens demo --offscreen --screenshot demo.png"],
+    "info": ["mammolens info study/"],
+    "phantom": ["mammolens phantom --out phantom/ --n 40 --splits 0.6,0.2,0.2 --seed 1",
+                "mammolens phantom --out dbt/ --n 4 --dbt 2 --legacy-dbt --compress jpeg2000"],
+    "train": ["mammolens train healthygan --preset cpu --labels phantom/labels.csv --out runs/hg",
+              "mammolens train healthygan --help   (every setting of the method)"],
+    "train-all": ["mammolens train-all --out build/gpu --preset gpu --minutes 4"],
+    "export": ["mammolens export runs/hg --out bundles/healthygan-phantom --name healthygan-phantom"],
+    "analyze": ["mammolens analyze study/ --out maps/", "mammolens analyze volume.dcm --all-slices --out dbt-maps/"],
+    "evaluate": ["mammolens evaluate --method healthygan --model healthygan-phantom --labels phantom/labels.csv"],
+    "dataset": ["mammolens dataset import mias ../shared/data/mias --out mias.csv"],
+}
+
+
+def _add_examples(sub) -> None:
+    for verb, lines in EXAMPLES.items():
+        p = sub.choices.get(verb)
+        if p is not None and not p.epilog:
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
+            p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,7 +397,13 @@ def _train(args) -> int:
         raise SystemExit(f"mammolens: training needs torch: pip install 'mammolens[train]' ({exc})") from None
     parser = config_parser(f"mammolens train {args.method}", package.Config, package.PRESETS)
     settings = parser.parse_args(args.settings)
-    cfg = settings.make_config(command=command_line())
+    from inference.labels import read_labels
+
+    read_labels(settings.labels)  # a missing or malformed labels file is one sentence, before any setup
+    try:
+        cfg = settings.make_config(command=command_line())
+    except ValueError as exc:
+        raise SystemExit(f"mammolens: {exc}") from None
     out = train(package.Method(cfg))
     print(f"run in {out}; export with: mammolens export {out} --out BUNDLE")
     return 0

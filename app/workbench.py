@@ -60,8 +60,29 @@ class Workbench(QtCore.QObject):
         if self.settings.value("window/geometry") is not None:
             window.restoreGeometry(self.settings.value("window/geometry"))
             window.restoreState(self.settings.value("window/state"))
+        window.about_requested.connect(lambda: window.show_about(self.about_rows()))
         window.installEventFilter(self)
         self.reload_bundles()
+
+    def about_rows(self) -> list[tuple[str, str]]:
+        """Version, the bundles found (and those refused), the ONNX Runtime providers, and where
+        settings and models live."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        from inference.bundle import model_search_dirs
+        from inference.runtime import available_providers
+
+        try:
+            release = version("mammolens")
+        except PackageNotFoundError:
+            release = "unknown (not installed)"
+        bundles = ", ".join(f"{b.name} {b.version} ({b.method})" for b in self.session.bundles) or "none"
+        if self.session.bundle_errors:
+            bundles += f"; {len(self.session.bundle_errors)} refused (see the Methods menu)"
+        return [("Version", release), ("Model bundles", bundles),
+                ("ONNX Runtime providers", ", ".join(available_providers())),
+                ("Settings file", self.settings.fileName()),
+                ("Model folders", "\n".join(f"{path} ({why})" for path, why in model_search_dirs(self.models_dirs)))]
 
     def reload_bundles(self) -> None:
         self.session.load_bundles(self.models_dirs)

@@ -71,8 +71,9 @@ def _ort():
     import onnxruntime
 
     if not _ort_configured:
-        # its own warnings (e.g. "Failed to create CUDAExecutionProvider") are replaced by ours
-        onnxruntime.set_default_logger_severity(3)
+        # its own messages (the red "FAIL : Failed to load library ...providers_cuda.so" error among
+        # them) are replaced by our one sentence on the fallback: only fatal ones pass
+        onnxruntime.set_default_logger_severity(4)
         _ort_configured = True
     return onnxruntime
 
@@ -145,7 +146,7 @@ def _session_options(threads: int | None):
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
+    options.log_severity_level = 4
     return options
 
 

@@ -113,7 +113,10 @@ def method_for_run(run_dir: Path):
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT if (run_dir / CHECKPOINT).is_file() else run_dir / CARRY
     if not path.is_file():
-        raise ValueError(f"{run_dir} holds no training checkpoint ({CHECKPOINT}); is it a `mammolens train` run folder?")
+        from inference.errors import MammolensError
+
+        raise MammolensError(f"{run_dir.name or run_dir} is not a training run: it holds no {CHECKPOINT} or {CARRY} "
+                             "(`mammolens train METHOD --out RUN` writes them).")
     state = load_checkpoint(path)
     package = get(state["method"]).training_package()
     method = package.Method(package.Config(**state["config"]))

@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -67,6 +67,22 @@ class TrainConfig:
     threads: int = 0
     command: str = ""
 
+    #: what each setting means, for `mammolens train METHOD --help`; a method's config adds its own
+    HELP: ClassVar[dict[str, str]] = {
+        "iterations": "training iterations (critic updates for WGAN methods)",
+        "batch": "images per batch",
+        "seed": "random seed of initialisation and sampling",
+        "ema_decay": "decay of the exponential moving average of the generator weights that is exported",
+        "checkpoint_every": "iterations between checkpoints (training resumes from the last one)",
+        "sample_every": "iterations between sample grids written to the run folder",
+        "validate_every": "iterations between validations through the exported ONNX graph (0: never)",
+        "stats_every": "iterations between lines of stats.jsonl",
+        "time_budget_s": "stop, checkpointed, after this many seconds of training (0: no budget)",
+        "carry_checkpoint": "also write carry.pt: float16 weights without optimizer state, small enough to carry",
+        "device": "auto, cuda or cpu",
+        "threads": "torch CPU threads (0: torch's default)",
+    }
+
 
 def config_from_preset(config_class, preset: str, presets: dict, **values):
     """A config: the preset's values, then ``values`` (explicit flags win)."""
@@ -88,18 +104,28 @@ def config_parser(prog: str, config_class, presets: dict):
     """
     import argparse
 
-    parser = argparse.ArgumentParser(prog=prog, description=(config_class.__doc__ or "").strip().splitlines()[0]
-                                     if config_class.__doc__ else None)
+    doc = (config_class.__doc__ or "").strip()
+    if doc.startswith(config_class.__name__ + "("):  # the signature dataclass writes: no description
+        doc = ""
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(doc.splitlines()[0] + "\n\n" if doc else "")
+        + "Each setting takes the preset's value unless given; the run folder resumes when it exists.",
+        epilog=f"example:\n  {prog} --preset cpu --labels phantom/labels.csv --out runs/{prog.split()[-1]}")
     parser.add_argument("--preset", default="cpu", choices=tuple(presets),
                         help="paper: the paper's setting; cpu: the shipped bundle's (2 cores, < 1 h); "
                              "gpu: one short GPU lease; tiny: seconds, for smoke tests (default cpu)")
     defaults = {f.name: f.default for f in fields(config_class)}
+    meanings: dict[str, str] = {}
+    for klass in reversed(config_class.__mro__):
+        meanings.update(vars(klass).get("HELP", {}))
     for f in fields(config_class):
         if f.name in ("preset", "command"):
             continue
         flag = "--" + f.name.replace("_", "-")
         shown = ", ".join(f"{k} {v[f.name]}" for k, v in presets.items() if f.name in v)
-        text = f"default {defaults[f.name]}" + (f"; presets: {shown}" if shown else "")
+        text = (f"{meanings[f.name]}; " if f.name in meanings else "") + f"default {defaults[f.name]}" \
+            + (f"; presets: {shown}" if shown else "")
         if f.name in ("labels", "out"):
             parser.add_argument(flag, dest=f.name, required=True, help="labels CSV with train / val splits"
                                 if f.name == "labels" else "run folder (checkpoints, samples, stats); resumes if present")

@@ -24,6 +24,7 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 TOOLS = ("pan", "rect", "ellipse", "line")
 _SHAPE_PEN = pg.mkPen((0, 229, 255), width=2, cosmetic=True)
 _LINE_PEN = pg.mkPen((255, 214, 0), width=2, cosmetic=True)
+_TEXT_BACKING = pg.mkBrush(0, 0, 0, 170)
 _BOX_PEN = pg.mkPen((255, 96, 64), width=2, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True)
 _CONTOUR_PEN = pg.mkPen((255, 255, 255), width=1.5, cosmetic=True)
 _CURRENT_PEN = pg.mkPen((200, 180, 0), width=2)
@@ -141,15 +142,19 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.contour_item.setZValue(11)
         for item in (self.image_item, self.overlay_item, self.contour_item):
             self.view.addItem(item)
-        self.label = pg.TextItem(color=(230, 230, 120), anchor=(0, 0))
-        self.readout = pg.TextItem(color=(200, 200, 200), anchor=(0, 1))
-        self.overlay_text = pg.TextItem(color=(255, 255, 255), anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
-        for item in (self.label, self.readout, self.overlay_text):
+        # texts on a dark backing: readable over bright tissue and the pectoral muscle
+        self.label = pg.TextItem(color=(230, 230, 120), anchor=(0, 0), fill=_TEXT_BACKING)
+        self.readout = pg.TextItem(color=(220, 220, 220), anchor=(0, 1), fill=_TEXT_BACKING)
+        self.overlay_text = pg.TextItem(color=(255, 255, 255), anchor=(0, 0), fill=_TEXT_BACKING)
+        # ground truth: a number at each box, the classes listed once in the top-right corner, so
+        # labels of neighbouring boxes never overlap each other or the map
+        self.box_legend = pg.TextItem(color=(255, 96, 64), anchor=(1, 0), fill=_TEXT_BACKING)
+        self.box_legend.setVisible(False)
+        for item in (self.label, self.readout, self.overlay_text, self.box_legend):
             item.setParentItem(self.view)  # outside the view's child group: never mirrored or zoomed
         self.label.setPos(6, 4)
         self.overlay_text.setPos(6, 24)  # under the view's label
         self.link = None  # the ViewLink that places this view, when there is one
-        self.overlay_source: tuple | None = None  # what the shown overlay indices were made from
         self.wall_x: float | None = None  # image column of the chest wall (0 or cols), if known
         self.mm_per_px = 1.0
         self.inner_side = "right"  # the screen edge the chest wall goes to
@@ -211,6 +216,7 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
 
     def _place_texts(self, *args) -> None:
         self.readout.setPos(6, self.view.height() - 4)
+        self.box_legend.setPos(self.view.width() - 6, 4)
 
     def set_current(self, current: bool) -> None:
         self.view.setBorder(_CURRENT_PEN if current else None)
@@ -303,19 +309,27 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
 
     # ------------------------------------------------------------------ ground truth
     def set_boxes(self, boxes: list[tuple[tuple[float, float, float, float], str]]) -> None:
+        """Ground-truth boxes with their labels: each box numbered, the numbers explained in a
+        legend in the view's top-right corner."""
         for item in self._boxes:
             self.view.removeItem(item)
         self._boxes = []
-        for (x0, y0, x1, y1), text in boxes:
+        for number, ((x0, y0, x1, y1), _) in enumerate(boxes, 1):
             rect = QtWidgets.QGraphicsRectItem(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
             rect.setPen(_BOX_PEN)
             rect.setZValue(15)
-            caption = pg.TextItem(text, color=(255, 96, 64), anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 160))
-            caption.setPos(min(x0, x1) if not self._mirror else max(x0, x1), y0)
-            caption.setZValue(15)
-            for item in (rect, caption):
+            tag = pg.TextItem(str(number), color=(255, 96, 64), anchor=(0, 1), fill=_TEXT_BACKING)
+            tag.setPos(min(x0, x1) if not self._mirror else max(x0, x1), min(y0, y1))
+            tag.setZValue(15)
+            for item in (rect, tag):
                 self.view.addItem(item, ignoreBounds=True)
                 self._boxes.append(item)
+        self.box_legend.setText("\n".join(f"{n}  {text}" for n, (_, text) in enumerate(boxes, 1)))
+        self.box_legend.setVisible(bool(boxes))
+        self._place_texts()
+
+    def box_labels(self) -> list[str]:
+        return self.box_legend.toPlainText().splitlines() if self.box_legend.isVisible() else []
 
     def box_count(self) -> int:
         return len(self._boxes) // 2

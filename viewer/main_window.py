@@ -56,6 +56,7 @@ ACTIONS = {
     "threshold_up": ("Threshold up", ["]"], "Raise the overlay threshold by 1/50 of its range"),
     "threshold_down": ("Threshold down", ["["], "Lower the overlay threshold by 1/50 of its range"),
     "shortcuts": ("&Keyboard shortcuts", ["F1"], "This list"),
+    "about": ("&About mammolens", [], "Version, model bundles found, ONNX Runtime providers, where settings and models live"),
 }
 # keys that mean something else while typing in the browser or a number box: only while the
 # images have the focus
@@ -72,6 +73,7 @@ class MainWindow(QtWidgets.QMainWindow):
     tool_chosen = QtCore.Signal(str)
     preset_chosen = QtCore.Signal(int)
     function_chosen = QtCore.Signal(str)
+    about_requested = QtCore.Signal()
 
     def __init__(self, colormaps: tuple[str, ...] = ("viridis",), lesion_classes: tuple[str, ...] = ()):
         super().__init__()
@@ -147,6 +149,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.actions["export_view"].triggered.connect(self._export_dialog)
         self.actions["quit"].triggered.connect(self.close)
         self.actions["shortcuts"].triggered.connect(self.show_shortcuts)
+        self.actions["about"].triggered.connect(self.about_requested.emit)
         self.actions["play"].setCheckable(True)
         self.actions["play"].toggled.connect(self.slice_bar.play_button.setChecked)
         self.slice_bar.play_button.toggled.connect(self.actions["play"].setChecked)
@@ -156,6 +159,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_toolbars()
         self._build_menus()
         self._build_status_bar()
+        self.welcome = self._welcome_page()
+        self.stack.addWidget(self.welcome)
+        self.stack.setCurrentWidget(self.welcome)  # until a study is open: say what to do
 
     # ------------------------------------------------------------------ construction
     def _dock(self, title: str, name: str, widget, area) -> QtWidgets.QDockWidget:
@@ -189,6 +195,7 @@ class MainWindow(QtWidgets.QMainWindow):
         display.setObjectName("display_toolbar")
         self.preset = QtWidgets.QComboBox()
         self.preset.setMinimumContentsLength(22)
+        self.preset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)  # never clipped
         self.preset.setToolTip("VOI presets of the file (window with its explanation, or VOI LUT)")
         self.preset.activated.connect(self.preset_chosen.emit)
         self.voi_function = QtWidgets.QComboBox()
@@ -241,6 +248,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.methods_menu.addActions(self._methods_menu_tail)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.actions["shortcuts"])
+        help_menu.addAction(self.actions["about"])
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -366,6 +374,43 @@ class MainWindow(QtWidgets.QMainWindow):
                  ("Right drag", "Window / level: right-left width, up-down centre"),
                  ("Double click", "One view / back to the hanging")]
         return rows
+
+    def _welcome_page(self) -> QtWidgets.QWidget:
+        page = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(page)
+        layout.addStretch(1)
+        text = QtWidgets.QLabel(
+            "<h2>mammolens</h2><p>Open a DICOM file, a folder or a DICOMDIR (File menu, Ctrl+O), drop one "
+            "here, or start with the bundled demo study (four screening views and a DBT volume).</p>"
+            "<p>Then toggle a method in the toolbar to overlay its map; Help lists every shortcut.</p>")
+        text.setWordWrap(True)
+        text.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        text.setMaximumWidth(620)
+        layout.addWidget(text, 0, QtCore.Qt.AlignmentFlag.AlignHCenter)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addStretch(1)
+        for name in ("open_file", "open_folder", "open_demo"):
+            button = QtWidgets.QPushButton(self.actions[name].text().replace("&", "").rstrip("."))
+            button.clicked.connect(self.actions[name].trigger)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        layout.addStretch(2)
+        return page
+
+    def show_about(self, rows: list[tuple[str, str]]) -> QtWidgets.QDialog:
+        """What this installation is and where its files are: rows handed over by the app."""
+        dialog = QtWidgets.QDialog(self)
+        dialog.setWindowTitle("About mammolens")
+        form = QtWidgets.QFormLayout(dialog)
+        for name, value in rows:
+            label = QtWidgets.QLabel(value)
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(name, label)
+        dialog.resize(640, 320)
+        dialog.show()
+        return dialog
 
     def show_shortcuts(self) -> None:
         dialog = QtWidgets.QDialog(self)

@@ -81,7 +81,10 @@ class ColourBar(pg.GraphicsLayoutWidget):
         self.backdrop = pg.ImageItem(np.full((1, 1), 0.5, np.float32), levels=(0, 1))
         self.gradient = pg.ImageItem(axisOrder="row-major")
         self.line = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 255, 255), width=2))
-        self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # the map's own units, never rescaled
+        axis = self.plot.getAxis("bottom")
+        axis.enableAutoSIPrefix(False)  # the map's own units, never rescaled
+        axis.setTextPen((235, 235, 235))  # light on the dark backdrop
+        axis.setPen((200, 200, 200))
         for item in (self.backdrop, self.gradient, self.line):
             self.plot.addItem(item)
 
@@ -235,6 +238,8 @@ class InfoPane(QtWidgets.QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(True)  # long values ("JPEG 2000 Image Compression (Lossless Only)") wrap
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
         self.show_identifiers = QtWidgets.QCheckBox("Show patient identifiers")
         self.show_identifiers.setToolTip("Off by default: names, IDs and UIDs stay hidden")
         self.show_identifiers.toggled.connect(self.identifiers_toggled.emit)
@@ -249,6 +254,7 @@ class InfoPane(QtWidgets.QWidget):
             item.setToolTip(value)
             self.table.setItem(row, 1, item)
         self.table.resizeColumnToContents(0)
+        self.table.resizeRowsToContents()
 
     def fields(self) -> list[tuple[str, str]]:
         return [(self.table.item(r, 0).text(), self.table.item(r, 1).text()) for r in range(self.table.rowCount())]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from training.loop import TrainConfig
 
@@ -34,6 +35,26 @@ class HealthyGANConfig(TrainConfig):
     lambda_fz: float = 1.0
     focus_eps: float = 0.01
     b_fraction: float = 0.5
+
+    HELP: ClassVar[dict[str, str]] = {
+        "resolution": "model input size in pixels (the preprocessing contract's square; paper 256)",
+        "width": "generator base channels (paper 64)",
+        "critic_width": "critic base channels (paper 64)",
+        "residual_blocks": "residual blocks in the generator's bottleneck (paper 6)",
+        "critic_depth": "stride-2 critic layers (0: as many as fit, at most the paper's 6)",
+        "lr": "Adam learning rate of both networks (paper 1e-4)",
+        "beta1": "Adam beta1 (paper 0.5)",
+        "beta2": "Adam beta2 (paper 0.999)",
+        "n_critic": "critic updates per generator update",
+        "lambda_gp": "weight of the WGAN-GP gradient penalty (paper 10)",
+        "lambda_id": "weight of the identity loss on healthy images (paper 1)",
+        "lambda_rec": "weight of the reconstruction loss (paper 1)",
+        "lambda_f": "weight of the focus loss (paper 0.1)",
+        "lambda_fs": "weight of the focus loss' sparsity term",
+        "lambda_fz": "weight of the focus loss' zero term on healthy images",
+        "focus_eps": "epsilon of the focus loss",
+        "b_fraction": "fraction of each batch drawn from the abnormal set B",
+    }
 
     def depth(self) -> int:
         return self.critic_depth or max(1, min(6, int(math.log2(self.resolution)) - 1))
