@@ -53,3 +53,48 @@ def test_phantom_command_writes_dicom_and_labels(tmp_path, capsys):
 def test_help_runs_as_a_console_script():
     result = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0 and "phantom" in result.stdout and "info" in result.stdout
+
+
+def test_every_verb_explains_its_arguments_with_defaults_and_examples():
+    import argparse
+
+    from app.cli import build_parser
+
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for verb, sub in verbs.items():
+        undocumented = [a.dest for a in sub._actions if not a.help and a.dest != "help"
+                        and not isinstance(a, argparse._SubParsersAction)]
+        assert not undocumented, (verb, undocumented)
+        if verb != "dataset" or sub.epilog:
+            assert "example" in (sub.format_help()), verb
+    help_text = verbs["evaluate"].format_help()
+    assert "default test" in help_text and "split column" in help_text
+
+
+def test_train_settings_say_what_they_mean(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["train", "healthygan", "--help"])
+    text = capsys.readouterr().out
+    assert "model input size in pixels" in text and "iterations between checkpoints" in text
+    assert "HealthyGANConfig(" not in text and "example:" in text
+
+
+def test_a_missing_labels_file_or_a_folder_that_is_no_run_is_one_sentence(tmp_path, capsys):
+    assert main(["train", "healthygan", "--labels", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nope.csv" in err and "Traceback" not in err
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "bundle")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is not a training run" in err
+
+
+def test_analyze_prints_no_onnx_runtime_error_before_the_fallback_sentence(tmp_path):
+    from app.gui import demo_study_path
+
+    result = subprocess.run([sys.executable, "-m", "app", "analyze", str(demo_study_path() / "MG_RCC.dcm"),
+                             "--out", str(tmp_path / "maps")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[E:onnxruntime" not in result.stderr and "FAIL" not in result.stderr

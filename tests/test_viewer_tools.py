@@ -343,3 +343,63 @@ def test_double_click_and_h_toggle_one_view(viewer, qtbot):
     assert not win.showing_single() and ctl.session.current is ctl.display.image_on(rmlo)
     win.actions["toggle_layout"].trigger()
     assert win.showing_single()
+
+
+def test_first_run_says_what_to_do_and_about_names_this_installation(qtbot, tmp_path, monkeypatch):
+    from app.gui import build_window
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    win, ctl = build_window()
+    qtbot.addWidget(win)
+    win.show()
+    assert win.stack.currentWidget() is win.welcome, "not four black panes: the welcome page"
+    texts = " ".join(label.text() for label in win.welcome.findChildren(type(win.cursor_label)))
+    assert "demo" in texts and "Open" in texts
+    rows = dict(ctl.about_rows())
+    assert set(rows) == {"Version", "Model bundles", "ONNX Runtime providers", "Settings file", "Model folders"}
+    assert "CPUExecutionProvider" in rows["ONNX Runtime providers"] and "bundled models" in rows["Model folders"]
+    assert str(tmp_path / "settings.ini") == rows["Settings file"]
+    win.actions["about"].trigger()  # the dialog opens with those rows
+
+
+def test_browser_ground_truth_play_and_measurements_read_as_a_new_user_expects(viewer, qtbot, tmp_path):
+    win, ctl = viewer
+    assert win.stack.currentWidget() is not win.welcome
+    # one row per image: a series of one image is that image's row, so no view appears twice
+    tree = ctl.studies.tree(ctl.session.studies)
+    image_rows = [row for _, _, _, studies in tree for _, _, _, series in studies for row in series]
+    names = [row[0].split("  ")[0] for row in image_rows if row[1] is not None]
+    assert len(names) == len(set(names)) == len(ctl.session.studies.images())
+    # ground truth: numbered boxes, the labels in one legend
+    volume = ctl.session.study.volumes()[0]
+    ctl.session.show_single(volume)
+    row = next(r for r in ctl.session.labels_for(volume) if r.slice_start is not None)
+    ctl.session.set_frame(volume, row.slice_start)
+    assert win.single.box_labels() and win.single.box_labels()[0].startswith("1  ")
+    # Play turns into Pause and back
+    win.slice_bar.play_button.setChecked(True)
+    assert win.slice_bar.play_button.text() == "Pause"
+    win.slice_bar.play_button.setChecked(False)
+    assert win.slice_bar.play_button.text() == "Play"
+    # measurements: copied and exported as CSV
+    ctl.session.add_shape(volume, "rect", 100, 100, 160, 150)
+    assert "rectangle" in win.measurements.copy()
+    path = ctl.roi.export_measurements(str(tmp_path / "shapes.csv"))
+    import csv
+
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 1 and rows[0]["kind"] == "rect" and rows[0]["image"].startswith("Patient-1_study1")
+    assert volume.path.stem not in path.read_text(), "no file names (they can carry the patient's name)"
+
+
+def test_plain_films_are_named_by_their_file(tmp_path):
+    import imageio.v3 as iio
+
+    from app.presenters.studies import image_title
+    from inference.studies.study import open_path
+
+    pixels = np.zeros((128, 96), np.uint8)
+    pixels[:, :40] = 200
+    iio.imwrite(tmp_path / "mdb001.png", pixels)
+    image = open_path(tmp_path).images()[0]
+    assert "mdb001.png" in image_title(image)
