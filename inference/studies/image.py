@@ -66,6 +66,77 @@ class FrameSource:
     attributes: Callable[[int], object | None]
 
 
+@dataclass(frozen=True)
+class OverlayPlane:
+    """One overlay plane (60xx group) as a boolean mask of the image's size, its origin applied and
+    whatever lies outside the image clipped away."""
+
+    group: int
+    mask: np.ndarray = field(repr=False)  # bool, rows x cols of the image
+    kind: str = "G"  # "G" graphics, "R" region of interest
+    description: str = ""
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.description or f"Overlay {(self.group - 0x6000) // 2 + 1}"
+
+
+_ORIENTATION_LETTERS = set("ARLPHF")
+
+
+def patient_orientation_of(ds) -> tuple[str, str] | None:
+    """Patient Orientation (0020,0020) as (row direction, column direction), e.g. ("A", "R"); None
+    when absent or not two values made of the letters A, P, R, L, H, F."""
+    value = ds.get("PatientOrientation") if ds is not None else None
+    if value is None or isinstance(value, str) or len(value) != 2:
+        return None
+    out = tuple(str(v).strip().upper() for v in value)
+    if not all(v and set(v) <= _ORIENTATION_LETTERS for v in out):
+        return None
+    return out  # type: ignore[return-value]
+
+
+def overlay_planes_of(ds, rows: int, cols: int, budget: int | None = None) -> list[OverlayPlane]:
+    """Every overlay plane with Overlay Data, clipped to the ``rows x cols`` image; planes whose
+    declared size the data does not hold (or that would exceed the memory budget) are skipped."""
+    import logging
+
+    planes: list[OverlayPlane] = []
+    if budget is None:
+        from inference.studies.limits import memory_budget
+
+        budget = memory_budget()
+    for group in range(0x6000, 0x6020, 2):
+        if (group, 0x3000) not in ds:
+            continue
+        try:
+            o_rows, o_cols = int(ds[group, 0x0010].value), int(ds[group, 0x0011].value)
+            origin = ds.get((group, 0x0050))
+            r0, c0 = (int(origin.value[0]), int(origin.value[1])) if origin is not None and origin.value is not None \
+                and len(origin.value) == 2 else (1, 1)
+            data = ds[group, 0x3000].value
+            if o_rows <= 0 or o_cols <= 0 or not isinstance(data, (bytes, bytearray)) \
+                    or o_rows * o_cols > len(data) * 8 or o_rows * o_cols > budget:
+                raise ValueError("declared size not held by the overlay data")
+            bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")[:o_rows * o_cols]
+            plane = bits.reshape(o_rows, o_cols).astype(bool)
+            mask = np.zeros((rows, cols), bool)
+            top, left = r0 - 1, c0 - 1  # origin is 1-based; may be negative or past the image
+            src_r, src_c = max(0, -top), max(0, -left)
+            dst_r, dst_c = max(0, top), max(0, left)
+            h, w = min(o_rows - src_r, rows - dst_r), min(o_cols - src_c, cols - dst_c)
+            if h > 0 and w > 0:
+                mask[dst_r:dst_r + h, dst_c:dst_c + w] = plane[src_r:src_r + h, src_c:src_c + w]
+            kind = str(ds.get((group, 0x0040)).value or "G") if (group, 0x0040) in ds else "G"
+            description = str(ds[group, 0x0022].value or "") if (group, 0x0022) in ds else ""
+            label = str(ds[group, 0x1500].value or "") if (group, 0x1500) in ds else ""
+            planes.append(OverlayPlane(group, mask, kind.strip().upper()[:1] or "G", description, label))
+        except Exception as exc:  # noqa: BLE001 - a broken overlay never stops the image
+            logging.getLogger("mammolens.studies").info("overlay plane %04X skipped (%s)", group, type(exc).__name__)
+    return planes
+
+
 @dataclass
 class Image:
     path: Path
@@ -90,6 +161,10 @@ class Image:
     header: dict[str, str] = field(default_factory=dict)  # non-identifying fields for display
     identity: dict[str, str] = field(default_factory=dict, repr=False)  # UIDs, patient keys
     cache_frames: int = 4
+    #: Patient Orientation (row direction, column direction) when the file gives it, e.g. ("A", "R")
+    patient_orientation: tuple[str, str] | None = None
+    #: Overlay planes (60xx), each a boolean mask of the image's size (origin applied, clipped)
+    overlay_planes: list[OverlayPlane] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -134,9 +209,13 @@ class Image:
         attrs = self.source.attributes(index)
         if attrs is None:
             return arr.astype(np.float32)
-        from pydicom.pixels import apply_modality_lut
+        from inference.errors import LoadError
+        from inference.studies import voi
 
-        return np.asarray(apply_modality_lut(arr, attrs), dtype=np.float32)
+        try:
+            return np.asarray(voi.modality(arr, attrs), dtype=np.float32)
+        except voi.AttributeProblem as exc:
+            raise LoadError(self.path, str(exc)) from None
 
     def padding_mask(self, index: int = 0) -> np.ndarray | None:
         """True where the stored value is Pixel Padding (outside the imaged area)."""
@@ -189,10 +268,17 @@ class Image:
         return lo, lut
 
     def _display_chain(self, values, attrs, preset: VoiPreset) -> np.ndarray:
+        from inference.errors import LoadError
         from inference.studies import voi  # local: keeps pydicom out of import time
 
-        modality = values.astype(np.float64) if attrs is None else voi.modality(values, attrs)
-        out = voi.apply_preset(modality, attrs, preset)
+        try:
+            modality = values.astype(np.float64) if attrs is None else voi.modality(values, attrs)
+            out = voi.apply_preset(modality, attrs, preset)
+        except voi.AttributeProblem as exc:
+            raise LoadError(self.path, str(exc)) from None
+        if not np.all(np.isfinite(out)):
+            raise LoadError(self.path, "has display values that are not finite numbers (its rescale or window "
+                                       "values are out of range).")
         if self.photometric == "MONOCHROME1":
             out = 1.0 - out
         return out.astype(np.float32)
@@ -205,11 +291,34 @@ class Image:
             mask = self.padding_mask(index)
             if mask is not None and (~mask).any():
                 values = values[~mask]
-            lo, hi = float(values.min()), float(values.max())
+            finite = values[np.isfinite(values)]
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
             self._range_preset = VoiPreset("Full range", "window", (lo + hi) / 2, max(hi - lo, 1e-6), "LINEAR_EXACT")
         return self._range_preset
 
     # ------------------------------------------------------------------ geometry
+    def hanging_flips(self) -> tuple[bool, bool] | None:
+        """(mirror left-right, flip top-bottom) that hang this view in the usual way, from Patient
+        Orientation: chest wall towards the centre (a right breast's on the right edge, a left
+        breast's on the left), head / lateral side up. None when the file gives no usable
+        orientation or laterality (the caller then falls back to guessing from the pixels)."""
+        if self.patient_orientation is None or self.laterality not in ("L", "R"):
+            return None
+        row, column = self.patient_orientation
+        # moving right along a row towards the nipple (A) puts the chest wall on the left edge
+        if "A" in row or "P" in row:
+            chest_left = "A" in row
+            mirror = chest_left if self.laterality == "R" else not chest_left
+        else:
+            return None
+        if "H" in column or "F" in column:
+            flip = "H" in column  # head should be up: moving down must go towards the feet
+        elif self.laterality in column:
+            flip = True  # moving down goes lateral: lateral should be up
+        else:
+            flip = False
+        return mirror, flip
+
     def summary(self) -> str:
         """One line for listings: never contains an identifier."""
         shape = f"{self.cols} x {self.rows}"
@@ -220,9 +329,12 @@ class Image:
             if self.pixel_spacing
             else ", spacing unknown"
         )
+        # plain films (mini-MIAS) are told apart only by their file; DICOM file names can carry the
+        # patient's name, so they are never listed
+        named = f"  {self.path.name}" if self.sop_class == "plain image" else ""
         return (
             f"{self.name:<8} {self.modality or '-':<3} {shape}, {self.bits_stored} bits{spacing}, "
-            f"{self.photometric}, {self.transfer_syntax}"
+            f"{self.photometric}, {self.transfer_syntax}{named}"
         )
 
 
