@@ -14,7 +14,16 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Generic, Hashable, Iterable, NamedTuple, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generic,
+    Hashable,
+    Iterable,
+    NamedTuple,
+    TypeVar,
+)
 
 import numpy as np
 from psygnal import Signal
@@ -288,8 +297,13 @@ class Session:
         self.current_changed.emit(image)
 
     def wall_side(self, image: Image) -> str:
-        """"L" when the stored image has its chest wall on the left edge, "R" on the right."""
+        """"L" when the stored image has its chest wall on the left edge, "R" on the right: from
+        Patient Orientation when the file gives it, else guessed from the pixels."""
         key = id(image)
+        row_direction = (getattr(image, "patient_orientation", None) or ("", ""))[0]
+        if key not in self._walls and ("A" in row_direction or "P" in row_direction):
+            # Patient Orientation: a row that runs towards the nipple (A) starts at the chest wall
+            self._walls[key] = "L" if "A" in row_direction else "R"
         if key not in self._walls:
             from inference.studies.plain_io import infer_laterality
 

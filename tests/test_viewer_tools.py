@@ -403,3 +403,38 @@ def test_plain_films_are_named_by_their_file(tmp_path):
     iio.imwrite(tmp_path / "mdb001.png", pixels)
     image = open_path(tmp_path).images()[0]
     assert "mdb001.png" in image_title(image)
+
+
+def test_dicom_overlay_planes_toggle_and_patient_orientation_hangs_the_view(viewer, qtbot, tmp_path):
+    import pydicom
+
+    from app.gui import demo_study_path
+
+    win, ctl = viewer
+    ds = pydicom.dcmread(demo_study_path() / "MG_RCC.dcm")
+    ds.decompress() if ds.file_meta.TransferSyntaxUID.is_compressed else None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    plane = np.zeros((64, 64), bool)
+    plane[10:20, :] = True  # a bar, placed at row 101, column 51 (1-based origin)
+    ds.add_new((0x6000, 0x0010), "US", 64)
+    ds.add_new((0x6000, 0x0011), "US", 64)
+    ds.add_new((0x6000, 0x0040), "CS", "G")
+    ds.add_new((0x6000, 0x0050), "SS", [101, 51])
+    ds.add_new((0x6000, 0x0100), "US", 1)
+    ds.add_new((0x6000, 0x0102), "US", 0)
+    ds.add_new((0x6000, 0x3000), "OW", np.packbits(plane.ravel(), bitorder="little").tobytes())
+    stored_wall = ctl.session.wall_side(ctl.session.current)
+    ds.PatientOrientation = ["A", "F"] if stored_wall == "R" else ["P", "F"]  # the opposite of the pixels' guess
+    ds.save_as(tmp_path / "spot.dcm")
+
+    assert ctl.studies.open(tmp_path / "spot.dcm") is not None
+    image = ctl.session.current
+    assert ctl.session.wall_side(image) != stored_wall, "Patient Orientation wins over the pixel guess"
+    canvas = win.single if ctl.session.single else ctl.display.current_canvas()
+    assert not canvas.has_planes()
+    win.actions["overlay_planes"].trigger()
+    assert canvas.has_planes()
+    shown = canvas.planes_item.image
+    assert shown.shape == (rows, cols) and shown[110:120, 50:114].all() and shown.sum() == 10 * 64
+    win.actions["overlay_planes"].trigger()
+    assert not canvas.has_planes()

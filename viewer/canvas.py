@@ -25,6 +25,7 @@ TOOLS = ("pan", "rect", "ellipse", "line")
 _SHAPE_PEN = pg.mkPen((0, 229, 255), width=2, cosmetic=True)
 _LINE_PEN = pg.mkPen((255, 214, 0), width=2, cosmetic=True)
 _TEXT_BACKING = pg.mkBrush(0, 0, 0, 170)
+_PLANE_TABLE = np.array([[0, 0, 0, 0], [255, 235, 59, 255]], dtype=np.uint8)
 _BOX_PEN = pg.mkPen((255, 96, 64), width=2, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True)
 _CONTOUR_PEN = pg.mkPen((255, 255, 255), width=1.5, cosmetic=True)
 _CURRENT_PEN = pg.mkPen((200, 180, 0), width=2)
@@ -140,7 +141,9 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.overlay_item.setZValue(10)
         self.contour_item = pg.PlotCurveItem(pen=_CONTOUR_PEN, connect="finite")
         self.contour_item.setZValue(11)
-        for item in (self.image_item, self.overlay_item, self.contour_item):
+        self.planes_item = pg.ImageItem(axisOrder="row-major")  # the file's DICOM overlay planes (60xx)
+        self.planes_item.setZValue(12)
+        for item in (self.image_item, self.overlay_item, self.contour_item, self.planes_item):
             self.view.addItem(item)
         # texts on a dark backing: readable over bright tissue and the pectoral muscle
         self.label = pg.TextItem(color=(230, 230, 120), anchor=(0, 0), fill=_TEXT_BACKING)
@@ -285,6 +288,18 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         """Re-colour the map already shown (threshold, colour map, opacity): no new data."""
         self.overlay_item.setLookupTable(table)
         self.overlay_item.setOpacity(float(opacity))
+
+    def set_planes(self, mask: np.ndarray | None) -> None:
+        """The file's overlay planes (a boolean mask on the image grid) in yellow, or none."""
+        if mask is None or not mask.any():
+            self.planes_item.clear()
+            self.planes_item.setVisible(False)
+            return
+        self.planes_item.setImage(mask.astype(np.uint8), lut=_PLANE_TABLE, levels=(0, 1), autoLevels=False)
+        self.planes_item.setVisible(True)
+
+    def has_planes(self) -> bool:
+        return self.planes_item.isVisible() and self.planes_item.image is not None
 
     def clear_overlay(self) -> None:
         self.overlay_item.clear()

@@ -38,6 +38,7 @@ ACTIONS = {
     "auto_window": ("&Auto window", ["A"], "Window from the breast's histogram (1st to 99th percentile)"),
     "invert": ("&Invert", ["I"], "Invert the grey scale of the current view"),
     "reset_display": ("&Reset display", ["R"], "The file's first VOI preset, no inversion, no slab"),
+    "overlay_planes": ("DICOM &overlay planes", ["O"], "Show the file's own overlay planes (60xx graphics), when it has any"),
     "next_slice": ("Next slice", ["Down", "Right"], "DBT: next slice (also the mouse wheel)"),
     "previous_slice": ("Previous slice", ["Up", "Left"], "DBT: previous slice"),
     "next_slices": ("10 slices on", ["PgDown"], "DBT: ten slices on"),
@@ -154,6 +155,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.actions["play"].toggled.connect(self.slice_bar.play_button.setChecked)
         self.slice_bar.play_button.toggled.connect(self.actions["play"].setChecked)
         self.actions["invert"].setCheckable(True)
+        self.actions["overlay_planes"].setCheckable(True)
         self.export_folder = ""  # where the export dialog starts (the controller keeps it in settings)
 
         self._build_toolbars()
@@ -233,7 +235,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addAction(self.actions["quit"])
         view_menu = bar.addMenu("&View")
         for name in ("toggle_layout", "fit", "one_to_one", "zoom_in", "zoom_out", None, "auto_window", "invert",
-                     "reset_display", None, "next_slice", "previous_slice", "next_slices", "previous_slices",
+                     "reset_display", "overlay_planes", None, "next_slice", "previous_slice", "next_slices", "previous_slices",
                      "first_slice", "last_slice", "play"):
             view_menu.addSeparator() if name is None else view_menu.addAction(self.actions[name])
         view_menu.addSeparator()

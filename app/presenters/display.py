@@ -2,6 +2,8 @@
 window, the chest wall and mirroring, ground-truth boxes, the current view, window / level."""
 from __future__ import annotations
 
+import numpy as np
+
 from app.presenters.base import SINGLE, Context, Presenter, readout
 from inference.studies.image import Image
 
@@ -27,6 +29,7 @@ class DisplayPresenter(Presenter):
         a["auto_window"].triggered.connect(lambda: self._on_current(s.auto_window))
         a["invert"].triggered.connect(lambda: self._on_current(lambda im: s.set_invert(im, not s.state(im).invert)))
         a["reset_display"].triggered.connect(lambda: self._on_current(s.reset_display))
+        a["overlay_planes"].toggled.connect(self._on_planes_toggled)
         for canvas in w.canvases():
             canvas.double_clicked.connect(lambda c=canvas: self._on_double_click(c))
             canvas.activated.connect(lambda c=canvas: self._on_activated(c))
@@ -105,6 +108,7 @@ class DisplayPresenter(Presenter):
         if image is None:
             canvas.show_frame(None, "", "no image")
             canvas.set_boxes([])
+            canvas.set_planes(None)
             canvas.view.wheel_steps_slices = False
             return
         spacing = image.pixel_spacing[1] if image.pixel_spacing else 1.0
@@ -114,6 +118,18 @@ class DisplayPresenter(Presenter):
         canvas.show_frame(self.session.screen_frame(image), self.label(image), readout(self.session, image),
                           self.mirror_for(image, canvas))
         canvas.set_boxes(self.session.boxes_on(image))
+        self._draw_planes(canvas, image)
+
+    def _draw_planes(self, canvas, image: Image | None) -> None:
+        planes = getattr(image, "overlay_planes", None) if self.window.actions["overlay_planes"].isChecked() else None
+        canvas.set_planes(np.logical_or.reduce([p.mask for p in planes]) if planes else None)
+
+    def _on_planes_toggled(self, shown: bool) -> None:
+        for canvas, image in self.placed():
+            self._draw_planes(canvas, image)
+        current = self.session.current
+        if shown and current is not None and not getattr(current, "overlay_planes", None):
+            self.status(f"{current.name} has no DICOM overlay planes")
 
     def _on_view_changed(self, image: Image) -> None:
         for canvas in self.canvases_showing(image):
