@@ -215,3 +215,41 @@ def test_a_broken_bundle_is_listed_not_fatal(qtbot, tmp_path, monkeypatch, tiny_
     texts = [a.text() for a in win.methods_menu.actions()]
     assert any(t.startswith("Not loaded: broken") for t in texts), texts
     assert ctl.overlays.bundle_named("tiny") is not None
+
+
+def test_inpainting_overlay_shows_its_preview_then_the_fine_map_and_completes_a_rectangle(qtbot, tmp_path,
+                                                                                         monkeypatch, tiny_inpainting):
+    from app.gui import build_window, demo_study_path
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    win, ctl = build_window(models_dirs=[tiny_inpainting[2].parent])
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    ctl.studies.open(demo_study_path())
+    bundle = ctl.overlays.bundle_named("tiny-inpainting")
+    assert bundle is not None and bundle.method == "inpainting"
+    image = ctl.session.current
+    seen = []
+    ctl.session.result_added.connect(
+        lambda im, frame, b: seen.append(bool(ctl.session.result(im, frame, b).parameters.get("preview"))))
+    ctl.overlays.toggle_method(bundle, True, all_views=False)
+    wait_jobs(qtbot, ctl)
+    assert seen[0] is True and seen[-1] is False, "the coarse preview first, the fine map replaces it"
+    canvas = ctl.display.current_canvas()
+    assert canvas.has_overlay() and "preview" not in canvas.overlay_text.toPlainText()
+
+    # Inpaint rectangle: original, completion and error with the three scores; laid in place on request
+    ctl.session.add_shape(image, "rect", 300, 400, 360, 460)
+    assert win.actions["inpaint"].isEnabled()
+    win.actions["inpaint"].trigger()
+    wait_jobs(qtbot, ctl)
+    dialog = ctl.roi.completion
+    assert dialog is not None and all(name in dialog.scores.text() for name in ("mse", "critic", "dmse"))
+    before = canvas.image_item.image.copy()
+    dialog.in_place.setChecked(True)
+    laid = canvas.image_item.image
+    assert not np.array_equal(laid[400:460, 300:360], before[400:460, 300:360]), "the box shows the completion"
+    assert np.array_equal(laid[:300], before[:300]), "nothing else changes"
+    dialog.in_place.setChecked(False)
+    assert np.array_equal(canvas.image_item.image, before)

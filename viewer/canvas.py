@@ -194,6 +194,11 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.readout.setText(readout)
         self._place_texts()
 
+    def set_pixels(self, frame: np.ndarray) -> None:
+        """Swap the grey pixels only (same size, texts and camera kept): a completion laid in place."""
+        levels = (0, 255) if frame.dtype == np.uint8 else (0.0, 1.0)
+        self.image_item.setImage(frame, levels=levels, autoLevels=False)
+
     def set_texts(self, label: str | None = None, readout: str | None = None) -> None:
         if label is not None:
             self.label.setText(label)

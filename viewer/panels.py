@@ -305,14 +305,15 @@ class MeasurementsPane(QtWidgets.QWidget):
 
 
 def show_completion(parent, display: np.ndarray, box: tuple[float, float, float, float], result) -> QtWidgets.QDialog:
-    """Original, completion and error of an inpainted rectangle side by side, with the error
-    score (``result.maps["completion"]`` and ``["error"]`` on the original grid)."""
+    """Original, completion and error of an inpainted rectangle side by side, with the scores
+    (``result.maps["completion"]`` and ``["error"]`` on the original grid; MSE, critic and DMSE in
+    ``result.parameters``). Its ``in_place`` check box lays the completion into the view."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     pad = max(8, (x1 - x0) // 2, (y1 - y0) // 2)
     rows = slice(max(0, y0 - pad), min(display.shape[0], y1 + pad))
     cols = slice(max(0, x0 - pad), min(display.shape[1], x1 + pad))
     dialog = QtWidgets.QDialog(parent)
-    dialog.setWindowTitle(f"Inpainting: error score {result.score:.4f}")
+    dialog.setWindowTitle(f"Inpainting: score {result.score:.4f}")
     layout = QtWidgets.QVBoxLayout(dialog)
     view = pg.GraphicsLayoutWidget()
     panels = (("original", display, (0, 1)), ("completion", result.maps["completion"], (0, 1)),
@@ -322,13 +323,19 @@ def show_completion(parent, display: np.ndarray, box: tuple[float, float, float,
         crop = np.asarray(array, dtype=np.float32)[rows, cols]
         item = pg.ImageItem(crop, axisOrder="row-major", levels=levels or (0, float(crop.max()) or 1.0))
         box_view.addItem(item)
-        label = pg.TextItem(title, color=(230, 230, 120))
+        label = pg.TextItem(title, color=(230, 230, 120), fill=pg.mkBrush(0, 0, 0, 170))
         label.setParentItem(box_view)
     layout.addWidget(view)
-    text = f"error score {result.score:.4f}"
+    p = result.parameters
+    scores = ", ".join(f"{name} {p[name]:.4g}" for name in ("mse", "critic", "dmse") if name in p)
+    text = f"{scores}; score ({p.get('score', 'error')}) {result.score:.4f}" if scores else f"score {result.score:.4f}"
     if result.threshold is not None:
         text += f", calibrated cut-off {result.threshold:.4f} -> {result.decision}"
-    layout.addWidget(QtWidgets.QLabel(text))
-    dialog.resize(900, 360)
+    dialog.scores = QtWidgets.QLabel(text)
+    dialog.scores.setWordWrap(True)
+    layout.addWidget(dialog.scores)
+    dialog.in_place = QtWidgets.QCheckBox("Show the completion in place on the view")
+    layout.addWidget(dialog.in_place)
+    dialog.resize(900, 380)
     dialog.show()
     return dialog

@@ -132,6 +132,8 @@ class OverlayPresenter(Presenter):
             self._drawn.pop(id(canvas), None)
             return
         result = self.session.result(image, state.frame, bundle)
+        if result is not None and result.parameters.get("preview"):
+            self.request(image, state.frame, bundle)  # the fine pass (no-op while it runs)
         if result is None:
             canvas.clear_overlay()
             self._drawn.pop(id(canvas), None)
@@ -151,7 +153,8 @@ class OverlayPresenter(Presenter):
             canvas.set_overlay(self.session.overlay_indices(image, state.frame, bundle), style_table(style), style.opacity)
             self._drawn[id(canvas)] = source
         canvas.set_contour(contour_lines(result.maps[style.map_name], style.threshold) if style.contour else None)
-        canvas.set_overlay_text(score_text(result))
+        canvas.set_overlay_text(("preview, refining...  " if result.parameters.get("preview") else "")
+                                + score_text(result))
 
     def _on_result_added(self, image: Image, frame: int, bundle) -> None:
         state = self.session.state(image)
@@ -194,12 +197,16 @@ class OverlayPresenter(Presenter):
             engine = self.engines.get(bundle, device)
             job.token.raise_if_cancelled()
             display = image.display(frame)  # the file's own window: the preprocessing contract's input
+            extra = {}
+            if engine.supports_preview:  # a coarse map first, shown at once; the fine pass replaces it
+                extra["partial"] = lambda preview: job.deliver(prepare(ResultCache.slim(preview, spec.maps)))
             result = engine.run_many([display], [laterality], frames=[frame if image.is_volume else None],
-                                     progress=job.report, cancel=job.token, **run_args)[0]
+                                     progress=job.report, cancel=job.token, **run_args, **extra)[0]
             return prepare(ResultCache.slim(result, spec.maps))
 
         title = f"{bundle.name} on {image.name}" + (f" slice {frame + 1}" if image.is_volume else "")
         self.jobs.submit(title, work, key=key,
+                         on_partial=lambda value: self._store(image, frame, bundle, *value),
                          on_result=lambda value: self._store(image, frame, bundle, *value),
                          on_error=lambda message, details: self._method_failed(image, bundle, message, details))
 
@@ -208,13 +215,13 @@ class OverlayPresenter(Presenter):
         and the shown map as colour-table indices (the style's range when it is set, else the
         range this map will set), so showing it costs the UI thread no per-pixel work."""
         style = self.session.style(bundle)
-        map_name, vmax = style.map_name, (style.vmax if style.calibrated else None)
 
         def prepare(result):
+            map_name = style.map_name  # read when the map is ready: a preview may have set the range
             summaries = {name: summarise(m) for name, m in result.maps.items()}
             indices = None
             if map_name in result.maps:
-                used = vmax if vmax is not None else summaries[map_name].vmax
+                used = style.vmax if style.calibrated else summaries[map_name].vmax
                 indices = (map_name, used, table_index(result.maps[map_name], used))
             return result, summaries, indices
 

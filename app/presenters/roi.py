@@ -20,6 +20,7 @@ class RoiPresenter(Presenter):
         super().__init__(context)
         self.engines = context.engines
         self.last_export: list[Path] = []
+        self.completion = None  # the last "Inpaint rectangle" dialog
         self._captions: dict[tuple, str] = {}  # (image id, shape, frame) -> measurement text
         s, w = self.session, self.window
         s.opened.connect(lambda studies: self._captions.clear())
@@ -154,10 +155,27 @@ class RoiPresenter(Presenter):
             from viewer.panels import show_completion
 
             display, result = value
-            show_completion(self.window, display, rect.box(), result)
+            self.completion = show_completion(self.window, display, rect.box(), result)
+            self.completion.in_place.toggled.connect(lambda on: self.lay_in_place(image, frame, result, on))
+            self.completion.finished.connect(lambda code: self.lay_in_place(image, frame, result, False))
 
         return self.jobs.submit(f"Inpainting rectangle #{rect.id}", work, key=JobKey("inpaint", id(image), rect.id),
                                 on_result=done, on_error=self.failed)
+
+    def lay_in_place(self, image: Image, frame: int, result, on: bool) -> None:
+        """Show the completed rectangle in the view itself (the file's window, the user's inversion),
+        or the frame as it is again."""
+        if self.session.state(image).frame != frame:
+            return
+        if on:
+            completed = np.asarray(result.maps["completion"], dtype=np.float32)
+            if self.session.state(image).invert:
+                completed = 1.0 - completed
+            pixels = (np.clip(completed, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+        else:
+            pixels = self.session.screen_frame(image)
+        for canvas in self.canvases_showing(image):
+            canvas.set_pixels(pixels)
 
     # ------------------------------------------------------------------ export
     def export_view(self, folder) -> object | None:
