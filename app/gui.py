@@ -39,13 +39,12 @@ def _application(offscreen: bool):
 def build_window(models_dirs=(), settings=None):
     """The main window and its workbench (a fresh session and the presenters); ``models_dirs``:
     extra folders of model bundles, searched before $MAMMOLENS_MODELS, the user's and the bundled ones."""
-    from app.workbench import Workbench
     from app.heatmap import COLORMAPS
     from app.session import Session
-    from inference.labels import LESION_CLASSES
+    from app.workbench import Workbench
     from viewer.main_window import MainWindow
 
-    window = MainWindow(colormaps=COLORMAPS, lesion_classes=LESION_CLASSES)
+    window = MainWindow(colormaps=COLORMAPS)
     workbench = Workbench(Session(), window, models_dirs=models_dirs, settings=settings)
     return window, workbench
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -272,63 +271,44 @@ def test_shortcuts_listed_in_help(viewer):
         assert keys in rows or any(keys in k.split(", ") for k in rows), keys
 
 
-def _fake_bundle(tmp_path, method):
-    from inference.bundle import Bundle, InputSpec
+def test_inpaint_and_synthesis_wait_for_their_bundles_then_plug_in(viewer, qtbot, tmp_path, tiny_synthesis):
+    import csv
 
-    return Bundle(path=tmp_path / method, name=f"fake-{method}", version="1", method=method, networks={},
-                  input=InputSpec(resolution=64), parameters={}, calibration=None, provenance={})
-
-
-def test_inpaint_and_synthesis_wait_for_their_engines_then_plug_in(viewer, qtbot, tmp_path, monkeypatch):
-    from inference import methods
+    import pydicom
 
     win, ctl = viewer
+    ctl.session.bundles = [b for b in ctl.session.bundles if b.method not in ("inpainting", "synthesis")]
+    ctl.session.bundles_changed.emit()  # as on a machine without those bundles
     assert not win.actions["inpaint"].isEnabled()
     assert "needs an inpainting model bundle" in win.actions["inpaint"].toolTip().lower()
     assert not win.synthesis.generate.isEnabled()
     assert "needs a synthesis model bundle" in win.synthesis.generate.toolTip().lower()
 
-    for method in ("inpainting", "synthesis"):
-        monkeypatch.setitem(methods.METHODS, method, replace(methods.METHODS[method], engine=f"{__name__}:FakeEngine"))
-    ctl.session.bundles = [_fake_bundle(tmp_path, "inpainting"), _fake_bundle(tmp_path, "synthesis")]
-    ctl.session.bundles_changed.emit()
-    canvas = win.cells[("R", "CC")]
-    ctl.roi.set_tool("rect")
-    drag(canvas, QtCore.Qt.MouseButton.LeftButton, widget_point(canvas, 300, 300), widget_point(canvas, 400, 380))
-    assert win.actions["inpaint"].isEnabled()
-    job = ctl.roi.inpaint_roi()
-    qtbot.waitUntil(lambda: job.done, timeout=10000)
-    assert job.outcome == "succeeded"
-    dialogs = [w for w in QtWidgets.QApplication.topLevelWidgets() if w.windowTitle().startswith("Inpainting")]
-    assert dialogs and "0.1000" in dialogs[0].windowTitle()
+    ctl.models_dirs = [tiny_synthesis[2].parent]
+    ctl.reload_bundles()
+    classes = [win.synthesis.lesion_class.itemText(i) for i in range(win.synthesis.lesion_class.count())]
+    from app.synthesis import bundle_classes
 
+    bundle = next(b for b in ctl.session.bundles if b.method == "synthesis")
+    assert classes == bundle_classes(bundle), "the pane's classes are the bundle's"
     assert win.synthesis.generate.isEnabled()
+    win.synthesis.lesion_class.setCurrentText(classes[-1])
     win.synthesis.count.setValue(6)
+    win.synthesis.seed.setValue(3)
     win.synthesis.generate.click()
-    qtbot.waitUntil(lambda: win.synthesis.grid.count() == 6, timeout=10000)
+    qtbot.waitUntil(lambda: win.synthesis.grid.count() == 6, timeout=20000)
     win.synthesis.grid.item(1).setSelected(True)
     win.synthesis.grid.item(4).setSelected(True)
     win.synthesis.export_requested.emit(win.synthesis.selected(), str(tmp_path / "patches"))
-    qtbot.waitUntil(lambda: (tmp_path / "patches" / "labels.csv").is_file(), timeout=10000)
-    rows = (tmp_path / "patches" / "labels.csv").read_text().splitlines()
-    assert rows[0] == "file,class,seed,index,truncation,model" and len(rows) == 3
-    assert rows[1].startswith("mass_seed0_001.png,mass,0,1,0.7,fake-synthesis 1")
-
-
-class FakeEngine:
-    """Stands in for the inpainting and synthesis engines that later issues bring."""
-
-    def __init__(self, bundle, device="auto"):
-        self.bundle = bundle
-
-    def complete(self, display, laterality, box, progress=None, cancel=None):
-        from inference.result import Result
-
-        maps = {"completion": np.full(display.shape, 0.5, np.float32), "error": np.abs(display - 0.5)}
-        return Result("inpainting", "fake", "1", "CPU", maps, score=0.1)
-
-    def generate(self, label, count, seed, truncation, progress=None, cancel=None):
-        return np.random.default_rng(seed).random((count, 64, 64))
+    qtbot.waitUntil(lambda: ctl.synthesis.last_export is not None, timeout=20000)
+    summary = ctl.synthesis.last_export
+    rows = list(csv.DictReader(summary.csv.open()))
+    assert len(rows) == 6 and {r["format"] for r in rows} == {"png8", "png16", "dicom"}
+    assert {(r["class"], r["seed"], r["index"]) for r in rows} == {(classes[-1], "3", "1"), (classes[-1], "3", "4")}
+    dicom = next(p for p in summary.files if p.suffix == ".dcm")
+    ds = pydicom.dcmread(dicom)
+    assert ds.Modality == "OT" or ds.SOPClassUID.name.startswith("Secondary Capture")
+    assert "patches" in win.statusBar().currentMessage()
 
 
 def test_double_click_and_h_toggle_one_view(viewer, qtbot):

@@ -76,7 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
     function_chosen = QtCore.Signal(str)
     about_requested = QtCore.Signal()
 
-    def __init__(self, colormaps: tuple[str, ...] = ("viridis",), lesion_classes: tuple[str, ...] = ()):
+    def __init__(self, colormaps: tuple[str, ...] = ("viridis",)):
         super().__init__()
         self.setWindowTitle("mammolens")
         self.resize(1400, 900)
@@ -122,7 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.measurements = MeasurementsPane()
         self.measurements_dock = self._dock("Measurements", "measurements", self.measurements,
                                             QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-        self.synthesis = SynthesisPane(lesion_classes)
+        self.synthesis = SynthesisPane()
         self.synthesis_dock = self._dock("Synthesis", "synthesis", self.synthesis,
                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.info_dock, self.measurements_dock)

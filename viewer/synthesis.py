@@ -15,22 +15,22 @@ class SynthesisPane(QtWidgets.QWidget):
     generate_requested = QtCore.Signal(str, int, int, float)  # class, count, seed, truncation
     export_requested = QtCore.Signal(list, str)  # selected patch indices, folder
 
-    def __init__(self, classes: tuple[str, ...], parent=None):
+    def __init__(self, parent=None):
         super().__init__(parent)
         layout = QtWidgets.QVBoxLayout(self)
         form = QtWidgets.QFormLayout()
         self.lesion_class = QtWidgets.QComboBox()
-        self.lesion_class.addItems(list(classes))
+        self.lesion_class.setToolTip("The classes the loaded synthesis bundle generates")
         self.count = QtWidgets.QSpinBox()
         self.count.setRange(1, 256)
         self.count.setValue(16)
         self.seed = QtWidgets.QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.truncation = QtWidgets.QDoubleSpinBox()
-        self.truncation.setRange(0.0, 1.0)
+        self.truncation.setRange(0.05, 1.0)
         self.truncation.setSingleStep(0.05)
-        self.truncation.setValue(0.7)
-        self.truncation.setToolTip("Truncation psi: lower gives more typical, less varied patches")
+        self.truncation.setValue(1.0)
+        self.truncation.setToolTip("Scale of the noise: below 1 gives more typical, less varied patches")
         form.addRow("Class", self.lesion_class)
         form.addRow("Count", self.count)
         form.addRow("Seed", self.seed)
@@ -58,6 +58,14 @@ class SynthesisPane(QtWidgets.QWidget):
                         self.grid, self.export]
         self._tips = {widget: widget.toolTip() for widget in self._inputs}
         self.set_available(False, "")
+
+    def set_classes(self, classes: list[str]) -> None:
+        """The classes of the bundle that generates (the bundle's, never a fixed list)."""
+        current = self.lesion_class.currentText()
+        self.lesion_class.clear()
+        self.lesion_class.addItems([c for c in classes])
+        if current in classes:
+            self.lesion_class.setCurrentText(current)
 
     def set_available(self, available: bool, reason: str) -> None:
         for widget in self._inputs:
