@@ -418,3 +418,31 @@ def test_dicom_overlay_planes_toggle_and_patient_orientation_hangs_the_view(view
     assert shown.shape == (rows, cols) and shown[110:120, 50:114].all() and shown.sum() == 10 * 64
     win.actions["overlay_planes"].trigger()
     assert not canvas.has_planes()
+
+
+def test_an_undecodable_view_says_so_and_the_others_show(qtbot, tmp_path, monkeypatch):
+    import shutil
+
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    from app.gui import build_window, demo_study_path
+
+    for name in ("MG_RCC.dcm", "MG_LCC.dcm", "MG_RMLO.dcm"):
+        shutil.copy(demo_study_path() / name, tmp_path / name)
+    ds = pydicom.dcmread(demo_study_path() / "MG_LMLO.dcm")
+    ds.decompress() if ds.file_meta.TransferSyntaxUID.is_compressed else None
+    ds.compress(RLELossless)
+    ds.PixelData = encapsulate([b"\x01\x00\x00\x00" + bytes(60) + b"\xff" * 200])  # an RLE header pointing nowhere
+    ds.save_as(tmp_path / "MG_LMLO.dcm")
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    win, ctl = build_window()
+    qtbot.addWidget(win)
+    win.show()
+    assert ctl.studies.open(tmp_path) is not None
+    shown = {key: c.displayed_array() is not None for key, c in win.cells.items()}
+    assert shown == {("R", "CC"): True, ("L", "CC"): True, ("R", "MLO"): True, ("L", "MLO"): False}
+    text = win.cells[("L", "MLO")].readout.toPlainText()
+    assert text and "\n" not in text and "Traceback" not in text and "0x" not in text

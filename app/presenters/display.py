@@ -8,6 +8,15 @@ from app.presenters.base import SINGLE, Context, Presenter, readout
 from inference.studies.image import Image
 
 
+def undecodable(exc: BaseException) -> str:
+    """The line a view shows when its pixels cannot be decoded: the loader's sentence, never a dump."""
+    from inference.errors import MammolensError
+
+    if isinstance(exc, MammolensError):
+        return str(getattr(exc, "reason", exc))
+    return f"the pixels cannot be decoded ({type(exc).__name__})"
+
+
 class DisplayPresenter(Presenter):
     def __init__(self, context: Context):
         super().__init__(context)
@@ -111,12 +120,17 @@ class DisplayPresenter(Presenter):
             canvas.set_planes(None)
             canvas.view.wheel_steps_slices = False
             return
+        try:
+            frame = self.session.screen_frame(image)
+        except Exception as exc:  # noqa: BLE001 (pixels that cannot be decoded: this view says so, the others show)
+            canvas.show_frame(None, image.name, undecodable(exc))
+            canvas.set_boxes([])
+            return
         spacing = image.pixel_spacing[1] if image.pixel_spacing else 1.0
         wall_x = 0.0 if self.session.wall_side(image) == "L" else float(image.cols)
         canvas.set_chest_wall(wall_x, spacing, self._inner_side(canvas, image))
         canvas.view.wheel_steps_slices = image.is_volume
-        canvas.show_frame(self.session.screen_frame(image), self.label(image), readout(self.session, image),
-                          self.mirror_for(image, canvas))
+        canvas.show_frame(frame, self.label(image), readout(self.session, image), self.mirror_for(image, canvas))
         canvas.set_boxes(self.session.boxes_on(image))
         self._draw_planes(canvas, image)
 
@@ -133,8 +147,12 @@ class DisplayPresenter(Presenter):
 
     def _on_view_changed(self, image: Image) -> None:
         for canvas in self.canvases_showing(image):
-            canvas.show_frame(self.session.screen_frame(image), self.label(image), readout(self.session, image),
-                              canvas.mirrored)
+            try:
+                frame = self.session.screen_frame(image)
+            except Exception as exc:  # noqa: BLE001 (one undecodable slice: said on its view)
+                canvas.show_frame(None, image.name, undecodable(exc))
+                continue
+            canvas.show_frame(frame, self.label(image), readout(self.session, image), canvas.mirrored)
             if image.is_volume:
                 canvas.set_boxes(self.session.boxes_on(image))
         if image is self.session.current:

@@ -121,7 +121,10 @@ class StudyPresenter(Presenter):
                 job.token.raise_if_cancelled()
                 frame = image.n_frames // 2
                 step = max(1, int(math.ceil(max(image.rows, image.cols) / 56)))
-                small = image.display(frame)[::step, ::step]
+                try:
+                    small = image.display(frame)[::step, ::step]
+                except Exception:  # noqa: BLE001 (an undecodable image keeps no thumbnail; the rest get theirs)
+                    continue
                 job.deliver((image, (small * 255 + 0.5).astype(np.uint8)))
                 job.report(i + 1, len(images), "thumbnails")
             return len(images)
