@@ -235,7 +235,8 @@ def _budget(bundle) -> dict:
 
 def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: str | None = None, split: str = "test",
                     device: str = "auto", card: bool = True, ceiling: bool = True,
-                    object_patients: int = FOREIGN_OBJECT_PATIENTS, progress=None) -> dict:
+                    object_patients: int = FOREIGN_OBJECT_PATIENTS, completion_images: int = 30,
+                    progress=None) -> dict:
     """Everything the card holds, measured on ``split`` of ``labels``; the card written into the bundle."""
     from app.analysis import load_engine
     from training.datasets import load_images
@@ -262,6 +263,11 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
             v_val = _maps(engine, val.images, val.masks, **params) if val is not None else None
             report["variants"][name] = {"parameters": params, "localisation": _localisation(data, v_maps),
                                         "image_level": _image_level(engine, data, val, v_maps, v_val, params)}
+    if engine.spec.completes_roi and completion_images:  # ROI completion against a classical baseline
+        from app.inpaint_quality import completion_quality
+
+        report["completion_quality"] = completion_quality(engine, labels, split=split, images=completion_images,
+                                                          progress=progress)
     if hasattr(engine, "card_reference"):
         report["paper_reference"] = engine.card_reference()
     if object_patients:
@@ -331,6 +337,10 @@ def card_markdown(report: dict) -> str:
             lines.append(f"| {cls} | {block['n']} | {_f(block['ratio_median'])} | {_f(block['null_ratio_median'])} | "
                          f"{_f(block['p_value'], 3)} | {_f(block['hit_rate'], 3)} | {_f(block['chance'], 3)} |")
     lines += _variants_markdown(report)
+    if report.get("completion_quality"):
+        from app.inpaint_quality import quality_markdown
+
+        lines += quality_markdown(report["completion_quality"])
     fo = report.get("foreign_objects")
     if fo:
         lines += ["", "## Foreign-object plumbing check", "",

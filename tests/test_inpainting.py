@@ -197,7 +197,7 @@ def test_card_reports_every_map_variant(tiny_inpainting):
 
     labels, _, bundle_dir = tiny_inpainting
     report = evaluate_bundle(labels, method="inpainting", model=str(bundle_dir), split="test", device="cpu",
-                             card=False, ceiling=False, object_patients=0)
+                             card=False, ceiling=False, object_patients=0, completion_images=2)
     assert set(report["variants"]) == {f"{s} {k}" for s in ("dmse", "mse", "critic")
                                        for k in ("non-averaged", "averaged")}
     assert "Table 2" in report["paper_reference"]

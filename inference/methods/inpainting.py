@@ -251,7 +251,9 @@ class InpaintingEngine(Engine):
         With ``partial`` (or ``preview=True``), every frame first gets a coarse pass at
         :meth:`preview_stride`, delivered to ``partial(result)`` at once (``result.parameters["preview"]``
         is True), then the fine pass at ``stride``; the returned results are the fine ones.
-        Progress counts windows over both passes; the cancel token is checked between batches.
+        Progress is in frames, as for every engine (``analyze`` adds it up over a cohort): after each
+        batch of windows, the frames' worth of windows done over both passes, rounded down, with
+        the window count in the message; the cancel token is checked between batches.
         """
         p = self._parameters(parameters)
         frames = list(frames) if frames is not None else [None] * len(displays)
@@ -263,18 +265,20 @@ class InpaintingEngine(Engine):
             prepared.append(preprocess(display, laterality, self.resolution))
         passes = ([coarse] if do_preview else []) + [p["stride"]]
         total = sum(self.count_windows(m.mask, s) for m in prepared for s in passes)
-        done = 0
-        report(progress, 0, max(total, 1), self.spec.title)
+        n_frames, done = len(prepared), 0
+        report(progress, 0, n_frames, self.spec.title)
 
         def step(n: int) -> None:
             nonlocal done
             done += n
-            report(progress, done, max(total, 1), f"{self.spec.title}: {done} / {total} windows")
+            report(progress, min(n_frames - 1, n_frames * done // max(total, 1)), n_frames,
+                   f"{self.spec.title}: {done} / {total} windows")
 
         results: list[Result] = []
         for stride in passes:
             final = stride == passes[-1]
             for i, m in enumerate(prepared):
+                check(cancel)  # also between frames whose windows are cached
                 t0 = time.perf_counter()
                 errors = self.window_errors(m.image, m.mask, stride, progress=step, cancel=cancel)
                 t1 = time.perf_counter()
@@ -284,7 +288,7 @@ class InpaintingEngine(Engine):
                     results.append(result)
                 elif partial is not None:
                     partial(result)
-        report(progress, max(total, 1), max(total, 1), self.spec.title)
+        report(progress, n_frames, n_frames, self.spec.title)
         return results
 
     def _map_result(self, prepared: ModelInput, errors: WindowErrors, stride: int, p: dict, frame, *,
