@@ -225,8 +225,11 @@ class GANMethod:
         raise NotImplementedError
 
     def input_spec(self) -> dict:
-        """The bundle's ``input`` (resolution, channels, value range, ...)."""
-        raise NotImplementedError
+        """The bundle's ``input`` (resolution, channels, value range, ...); by default one grey channel
+        at ``resolution`` in [-1, 1] under the shared preprocessing contract."""
+        return {"resolution": self.resolution, "channels": 1, "value_range": [-1.0, 1.0],
+                "laterality": "flip_right_to_left", "padding": "square_away_from_chest_wall",
+                "windowing": "dicom_voi"}
 
     def bundle_parameters(self) -> dict:
         """The bundle's method ``parameters`` (architecture, widths, ...)."""

@@ -140,11 +140,6 @@ class Inpainting(GANMethod):
                 ExportNetwork("critic", CentredCritics(critics).eval(), ("window",), ("global", "local"),
                               example=torch.rand(2, 1, f, f) * 2 - 1)]
 
-    def input_spec(self) -> dict:
-        return {"resolution": self.resolution, "channels": 1, "value_range": [-1.0, 1.0],
-                "laterality": "flip_right_to_left", "padding": "square_away_from_chest_wall",
-                "windowing": "dicom_voi"}
-
     def bundle_parameters(self) -> dict:
         cfg = self.cfg
         return {"architecture": "Yu et al. v1 two-stage generator with contextual attention; local + global WGAN-GP critics",
