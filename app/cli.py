@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="the held-out split scored (default test; never tune on it)")
     _method_arguments(p)
     p.add_argument("--json", type=Path, help="also write the full report here")
+    p.add_argument("--csv", type=Path, help="synthesis: also write the quality table (paper 004 Tables 6-9) here")
     p.add_argument("--card", action=argparse.BooleanOptionalAction, default=True,
                    help="write the evaluation card (card.json, card.md) into the bundle (default on)")
     p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
@@ -233,6 +234,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="synthesis bundle folder or name (default: the first synthesis bundle found)")
     p.add_argument("--format", default="png8,png16,dicom",
                    help="comma-separated: png8, png16, dicom (default all three)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    p = sub.add_parser(
+        "augmentation", help="does adding synthetic patches help a lesion-class classifier? (paper 004; into the card)",
+        description="Train the project's lesion-class classifier on the real train-split ROI patches with and without "
+                    "synthetic patches of the bundle (same budget and seeds), score both on the same held-out real "
+                    "patches and report accuracy and recall per class (mean +/- sd over the seeds).",
+        epilog="example: mammolens augmentation --model resources/models/synthesis-phantom "
+               "--labels build/phantom-hg/labels.csv --name phantom")
+    p.add_argument("--labels", type=Path, required=True, help="labels CSV with lesion boxes and train / test splits")
+    p.add_argument("--model", help="synthesis bundle folder or name (default: the first synthesis bundle found)")
+    p.add_argument("--name", help="the experiment's name in the card (default: the labels file's folder name)")
+    p.add_argument("--seeds", type=int, default=5, help="runs per arm, seeds 0..N-1 (default 5)")
+    p.add_argument("--steps", type=int, default=400, help="classifier training steps of batch 32 (default 400)")
+    p.add_argument("--train-splits", default="train", help="comma-separated (default train)")
+    p.add_argument("--test-splits", default="test", help="comma-separated held-out splits (default test)")
+    p.add_argument("--card", action=argparse.BooleanOptionalAction, default=True,
+                   help="add the result to the bundle's card (default on)")
+    p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     p = sub.add_parser("dataset", help="dataset tools")
@@ -354,6 +374,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "synthesize":
         return _synthesize(args)
+    if args.command == "augmentation":
+        return _augmentation(args)
     raise AssertionError(args.command)
 
 
@@ -446,6 +468,11 @@ def _evaluate(args) -> int:
         from inference.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report, indent=2, default=float))
+    if args.csv and "synthesis" in report:
+        from app.synthesis import quality_csv
+        from inference.files import atomic_write_text
+
+        atomic_write_text(args.csv, quality_csv(report))
     return 0
 
 
@@ -461,6 +488,23 @@ def _synthesize(args) -> int:
     summary = export_patches(patches, args.out, [f.strip() for f in args.format.split(",") if f.strip()])
     print(f"wrote {len(summary.files)} file(s) for {len(patches)} {'/'.join(labels)} patch(es) of "
           f"{engine.bundle.label} (seed {args.seed}) to {args.out}; list: {summary.csv.name}")
+    return 0
+
+
+def _augmentation(args) -> int:
+    import json
+
+    from app.synthesis import augmentation_markdown, run_augmentation
+
+    splits = lambda text: tuple(v.strip() for v in text.split(",") if v.strip())  # noqa: E731
+    result = run_augmentation(args.labels, model=args.model, name=args.name, seeds=tuple(range(args.seeds)),
+                              steps=args.steps, train_splits=splits(args.train_splits),
+                              test_splits=splits(args.test_splits), device=args.device, card=args.card)
+    print("\n".join(augmentation_markdown({args.name or args.labels.parent.name: result})))
+    if args.json:
+        from inference.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
 
 

@@ -239,8 +239,13 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
                     progress=None) -> dict:
     """Everything the card holds, measured on ``split`` of ``labels``; the card written into the bundle."""
     from app.analysis import load_engine
+    from inference.methods import get
     from training.datasets import load_images
 
+    if get(method).generates_patches:  # a generator: paper 004's quality tables (app.synthesis)
+        from app.synthesis import evaluate_synthesis
+
+        return evaluate_synthesis(labels, model=model, split=split, device=device, card=card, progress=progress)
     labels = Path(labels)
     engine = load_engine(method, model, device)
     data = load_images(labels, engine.resolution, splits=(split,), progress=progress)
@@ -311,6 +316,10 @@ def key_line(report: dict) -> str:
 
 
 def card_markdown(report: dict) -> str:
+    if "synthesis" in report:
+        from app.synthesis import synthesis_card_markdown
+
+        return synthesis_card_markdown(report)
     il = report["image_level"]
     lines = [f"# Evaluation card: {report['bundle']} {report['version']} ({report['method']})", "",
              f"**{report['key_line']}**", "",
@@ -413,6 +422,10 @@ def write_card(bundle_dir: Path, report: dict) -> None:
 
 def format_report(report: dict) -> str:
     """The terminal summary of an evaluation."""
+    if "synthesis" in report:
+        from app.synthesis import quality_tables
+
+        return quality_tables(report) + "\ncard: " + report["key_line"]
     paper = report["image_level"]["paper"]
     at = paper["confusion"]
     lines = [f"{report['bundle']} on {report['labels']} split '{report['split']}': {report['n_normal']} normal, "

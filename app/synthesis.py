@@ -228,3 +228,203 @@ def contact_sheet(patches: Sequence[Patch], columns: int = 8) -> np.ndarray:
     for i, p in enumerate(patches):
         grid[(i // columns) * r : (i // columns + 1) * r, (i % columns) * r : (i % columns + 1) * r] = p.pixels
     return to_uint(grid, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# quality (paper 004 Tables 6-9) and the augmentation experiment, written into the bundle's card
+
+QUALITY_CSV = "quality.csv"
+
+
+def _num(value, digits: int = 2) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
+
+
+def evaluate_synthesis(labels: str | os.PathLike, *, model=None, split: str = "test", device: str = "auto",
+                       card: bool = True, csv_path: str | os.PathLike | None = None, classifier_steps: int = 400,
+                       n_fcd: int = 256, progress=None, log=lambda *a: None) -> dict:
+    """`mammolens evaluate --method synthesis`: the quality tables, the CSV, the card (keeps an
+    augmentation result already in the card)."""
+    from app.evaluation import _budget
+    from inference.bundle import CARD_JSON
+    from training.synthesis.quality import quality_report
+
+    engine = load_generator(model, device)
+    labels = Path(labels)
+    quality = quality_report(engine, labels, split=split, n_fcd=n_fcd, classifier_steps=classifier_steps,
+                             progress=progress, log=log)
+    report = {"bundle": engine.bundle.name, "version": engine.bundle.version, "method": "synthesis",
+              "labels": labels.name, "split": split, "provider": engine.provider, "synthesis": quality,
+              "budget": _budget(engine.bundle)}
+    old = _read_card(engine.bundle.path / CARD_JSON)
+    if old.get("augmentation"):
+        report["augmentation"] = old["augmentation"]
+    report["key_line"] = synthesis_key_line(report)
+    table = quality_csv(report)
+    if csv_path is not None:
+        from inference.files import atomic_write_text
+
+        atomic_write_text(csv_path, table)
+    if card:
+        _write_synthesis_card(engine.bundle.path, report, table)
+    return report
+
+
+def _read_card(path: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_synthesis_card(bundle_dir: Path, report: dict, table: str | None = None) -> None:
+    from app.evaluation import write_card
+    from inference.files import atomic_write_text
+
+    write_card(bundle_dir, report)
+    if table is not None:
+        atomic_write_text(Path(bundle_dir) / QUALITY_CSV, table)
+
+
+def quality_csv(report: dict) -> str:
+    """Tables 6-9 as one CSV: class, row (1..10, average, real vs real), the metrics, FCD."""
+    from training.synthesis.quality import METRICS
+
+    q = report["synthesis"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["class", "image", *METRICS, "frechet_classifier_distance", "ms_ssim_pairs"]
+                    + list(q["not_computed"]))
+    for cls, block in q["classes"].items():
+        for i, row in enumerate(block.get("rows", []), start=1):
+            writer.writerow([cls, i, *(f"{row[m]:.4f}" for m in METRICS), "", ""] + ["n/a"] * len(q["not_computed"]))
+        if "average" in block:
+            writer.writerow([cls, "average", *(f"{block['average'][m]:.4f}" for m in METRICS),
+                             f"{block.get('frechet_classifier_distance', float('nan')):.4f}",
+                             f"{block['ms_ssim_synthetic']:.4f}"] + ["n/a"] * len(q["not_computed"]))
+        if "real_vs_real" in block:
+            writer.writerow([cls, "real vs real", *(f"{block['real_vs_real'][m]:.4f}" for m in METRICS),
+                             f"{block.get('frechet_classifier_distance_real_train', float('nan')):.4f}",
+                             f"{block['ms_ssim_real']:.4f}"] + ["n/a"] * len(q["not_computed"]))
+    return out.getvalue()
+
+
+def quality_tables(report: dict) -> str:
+    """The terminal / Markdown layout of Tables 6-9: one table per class (Markdown pipes)."""
+    from training.synthesis.quality import METRICS
+
+    q = report["synthesis"]
+    lines = []
+    head = list(METRICS) + ["FCD*", "MS-SSIM"] + list(q["not_computed"])
+    for cls, block in q["classes"].items():
+        lines += ["", f"{cls} (synthetic vs the {block['n_real']} real held-out patches of the class, mean over them)",
+                  "", "| image | " + " | ".join(head) + " |", "|" + " --- |" * (len(head) + 1)]
+        na = ["n/a"] * len(q["not_computed"])
+        for i, row in enumerate(block.get("rows", []), start=1):
+            lines.append(f"| {i} | " + " | ".join([_num(row[m], 4 if m in ('SSIM', 'DSSIM', 'FSIM') else 2)
+                                                   for m in METRICS] + ["", ""] + na) + " |")
+        if "average" in block:
+            a = block["average"]
+            lines.append("| **average** | " + " | ".join(
+                [_num(a[m], 4 if m in ("SSIM", "DSSIM", "FSIM") else 2) for m in METRICS]
+                + [_num(block.get("frechet_classifier_distance")), _num(block["ms_ssim_synthetic"], 3)] + na) + " |")
+        if "real_vs_real" in block:
+            a = block["real_vs_real"]
+            lines.append("| real vs real | " + " | ".join(
+                [_num(a[m], 4 if m in ("SSIM", "DSSIM", "FSIM") else 2) for m in METRICS]
+                + [_num(block.get("frechet_classifier_distance_real_train")), _num(block["ms_ssim_real"], 3)]
+                + na) + " |")
+    lines += ["", "*FCD: Frechet classifier distance on the project's lesion-class classifier's features (not FID); "
+              "in the real-vs-real row, real train patches vs the same held-out ones. MS-SSIM: mean over random "
+              "pairs (synthetic pairs; real pairs in the real-vs-real row), lower is more diverse."]
+    for name, why in q["not_computed"].items():
+        lines.append(f"{name}: not computed ({why}).")
+    return "\n".join(lines)
+
+
+def synthesis_key_line(report: dict) -> str:
+    q = report["synthesis"]
+    fcd = [b.get("frechet_classifier_distance") for b in q["classes"].values()]
+    null = [b.get("frechet_classifier_distance_real_train") for b in q["classes"].values()]
+    fcd = [v for v in fcd if v is not None]
+    null = [v for v in null if v is not None]
+    parts = [f"synthetic lesion patches of {', '.join(q['classes'])}"]
+    if fcd:
+        parts.append(f"Frechet classifier distance {np.mean(fcd):.2f} (real train vs held-out {np.mean(null):.2f})"
+                     if null else f"Frechet classifier distance {np.mean(fcd):.2f}")
+    aug = (report.get("augmentation") or {})
+    for name, exp in aug.items():
+        real, mixed = exp["arms"]["real"]["accuracy"], exp["arms"]["real + synthetic"]["accuracy"]
+        parts.append(f"augmentation ({name}): accuracy {real['mean']:.2f} +/- {real['sd']:.2f} real only vs "
+                     f"{mixed['mean']:.2f} +/- {mixed['sd']:.2f} with synthetic")
+    budget = report.get("budget") or {}
+    if budget.get("iterations") is not None:
+        parts.append(f"{budget['iterations']:,} iterations")
+    return "; ".join(parts)
+
+
+def augmentation_markdown(experiments: dict) -> list[str]:
+    lines = []
+    for name, exp in experiments.items():
+        classes = exp["classes"]
+        lines += ["", f"### {name}: {exp['labels']} (train {', '.join(exp['train_splits'])}; held out "
+                      f"{', '.join(exp['test_splits'])}: " + ", ".join(f"{c} {exp['n_test'][c]}" for c in classes)
+                  + ")", "",
+                  "Real train patches: " + ", ".join(f"{c} {exp['n_train_real'][c]}" for c in classes)
+                  + f"; synthetic added: {exp['synthetic_per_class']} per class. Same classifier, "
+                  f"{exp['steps']} steps x batch {exp['batch']}, seeds {', '.join(map(str, exp['seeds']))}; "
+                  "mean +/- sd over seeds.", "",
+                  "| training set | accuracy | " + " | ".join(f"recall {c}" for c in classes) + " |",
+                  "|" + " --- |" * (len(classes) + 2)]
+        for arm, block in exp["arms"].items():
+            cells = [f"{block['accuracy']['mean']:.3f} +/- {block['accuracy']['sd']:.3f}"]
+            cells += [f"{block['recall'][c]['mean']:.2f} +/- {block['recall'][c]['sd']:.2f}" for c in classes]
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def synthesis_card_markdown(report: dict) -> str:
+    b = report.get("budget") or {}
+    lines = [f"# Evaluation card: {report['bundle']} {report['version']} (synthesis)", "",
+             f"**{report['key_line']}**", "",
+             f"Paper 004 Tables 6-9 layout, split '{report['split']}' of {report['labels']}.",
+             quality_tables(report)]
+    clf = report["synthesis"]["classifier"]
+    lines += ["", "Feature network: " + clf["description"] + "."]
+    if clf.get("held_out"):
+        lines.append(f"Its held-out accuracy: {clf['held_out']['accuracy']:.3f}.")
+    if report.get("augmentation"):
+        lines += ["", "## Augmentation experiment"] + augmentation_markdown(report["augmentation"])
+    lines += ["", "## Training budget", "",
+              f"{b.get('iterations')} iterations (planned {b.get('iterations_planned')}; paper preset "
+              f"{b.get('paper_iterations')}), {b.get('train_seconds')} s on {b.get('device')}, preset "
+              f"{b.get('preset')}.", "", f"Command: `{b.get('command')}`", ""]
+    return "\n".join(lines)
+
+
+def run_augmentation(labels: str | os.PathLike, *, model=None, name: str | None = None, seeds=(0, 1, 2, 3, 4),
+                     steps: int = 400, train_splits=("train",), test_splits=("test",), device: str = "auto",
+                     card: bool = True, log=print) -> dict:
+    """`mammolens augmentation`: the experiment, added to the bundle's card under ``name``."""
+    from inference.bundle import CARD_JSON
+    from training.synthesis.augmentation import augmentation_experiment
+
+    engine = load_generator(model, device)
+    result = augmentation_experiment(engine, labels, seeds=seeds, steps=steps, train_splits=train_splits,
+                                     test_splits=test_splits, log=log)
+    if card:
+        report = _read_card(engine.bundle.path / CARD_JSON)
+        if "synthesis" not in report:  # no quality card yet: a card that holds only the experiment
+            from app.evaluation import _budget
+
+            report = {"bundle": engine.bundle.name, "version": engine.bundle.version, "method": "synthesis",
+                      "labels": Path(labels).name, "split": ",".join(test_splits), "provider": engine.provider,
+                      "synthesis": {"classes": {}, "not_computed": {}, "classifier": {"description": "n/a"}},
+                      "budget": _budget(engine.bundle)}
+        report.setdefault("augmentation", {})[name or Path(labels).parent.name] = result
+        report["key_line"] = synthesis_key_line(report)
+        _write_synthesis_card(engine.bundle.path, report)
+    return result

@@ -94,3 +94,47 @@ def tiny_inpainting(tiny_healthygan, tmp_path_factory):
     bundle_dir = root / "models" / "tiny-inpainting"
     export_run(root / "run", bundle_dir, name="tiny-inpainting", log=lambda *a: None)
     return labels, root / "run", bundle_dir
+
+
+def write_roi_dataset(root: Path, *, per_class: int = 3, size: int = 96, seed: int = 5) -> Path:
+    """A labels file over small PNG 'films' with one drawn lesion each (four classes, train and
+    test splits): ROI training data in well under a second, no phantom simulation."""
+    import numpy as np
+
+    from inference.images import png_bytes
+    from inference.labels import LESION_CLASSES, LabelRow, write_labels
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    yy, xx = np.mgrid[:size, :size]
+    for k, label in enumerate(LESION_CLASSES):
+        for i in range(per_class + 2):
+            film = 0.3 + 0.1 * rng.random((size, size))
+            cx, cy, r = rng.uniform(30, size - 30), rng.uniform(30, size - 30), 6 + 3 * k
+            film[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] += 0.2 + 0.1 * k
+            name = f"{label}_{i}.png"
+            (root / name).write_bytes(png_bytes((np.clip(film, 0, 1) * 255).astype(np.uint8)))
+            rows.append(LabelRow(path=name, patient=f"P{k}{i}", laterality="L", view="CC",
+                                 split="test" if i >= per_class else "train", label=label,
+                                 x0=cx - r, y0=cy - r, x1=cx + r, y1=cy + r))
+    return write_labels(root / "labels.csv", rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_synthesis(tmp_path_factory):
+    """One tiny ROI-synthesis run (preset tiny: 32 px, 4 iterations) on drawn lesions and its
+    exported bundle: ``(root, labels_csv, bundle_dir)``. The bundle is read-only for everyone."""
+    pytest.importorskip("torch")
+    from training.export import export_run
+    from training.loop import config_from_preset, train
+    from training.synthesis import PRESETS, Config, Method
+
+    root = tmp_path_factory.mktemp("tiny-synthesis")
+    labels = write_roi_dataset(root / "data")
+    cfg = config_from_preset(Config, "tiny", PRESETS, labels=str(labels), out=str(root / "run"), seed=1,
+                             command="pytest tiny synthesis run")
+    train(Method(cfg), log=lambda *a: None)
+    bundle_dir = root / "models" / "tiny-synthesis"
+    export_run(root / "run", bundle_dir, name="tiny-synthesis", log=lambda *a: None)
+    return root, labels, bundle_dir

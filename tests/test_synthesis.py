@@ -1,0 +1,279 @@
+"""ROI synthesis (paper 004): generation, export, the command line, metrics, the shipped bundle."""
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.labels import LESION_CLASSES
+from inference.quality import (
+    dssim,
+    frechet_distance,
+    frechet_features,
+    fsim,
+    ms_ssim,
+    mse,
+    psnr,
+    ssim,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "resources" / "models" / "synthesis-phantom"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_synthesis):
+    from app.synthesis import load_generator
+
+    return load_generator(tiny_synthesis[2], "cpu")
+
+
+# -- generation --------------------------------------------------------------------------------
+
+
+def test_same_seed_same_bytes_and_prefix(engine):
+    a = engine.generate("mass", 20, seed=7)
+    b = engine.generate("mass", 20, seed=7)
+    assert a.dtype == np.float32 and a.shape == (20, 32, 32)
+    assert a.tobytes() == b.tobytes()
+    assert engine.generate("mass", 3, seed=7).tobytes() == a[:3].tobytes()  # patch i does not depend on count
+    assert 0.0 <= a.min() and a.max() <= 1.0
+
+
+def test_different_seeds_and_classes_differ(engine):
+    a = engine.generate("mass", 4, seed=1)
+    assert not np.array_equal(a, engine.generate("mass", 4, seed=2))
+    assert not np.array_equal(a, engine.generate("asymmetry", 4, seed=1))
+    assert not np.array_equal(a, engine.generate("mass", 4, seed=1, truncation=0.5))
+
+
+def test_classes_come_from_the_bundle(tiny_synthesis, engine):
+    from app.synthesis import bundle_classes
+    from inference.bundle import load_bundle
+
+    bundle = load_bundle(tiny_synthesis[2])
+    assert bundle.method == "synthesis"
+    assert bundle.parameters["classes"] == list(LESION_CLASSES)  # read from the data, vocabulary order
+    assert engine.classes == bundle_classes(bundle) == list(LESION_CLASSES)
+    assert bundle.calibration is None  # a generator has no score to calibrate
+
+
+def test_bad_requests_are_one_sentence(engine):
+    from inference.methods.synthesis import GenerationError
+
+    for args, words in ((("nodule", 2, 0), "Unknown class"), (("mass", 0, 0), "at least 1"),
+                        (("mass", 2, -1), "seed"), (("mass", 2, 0, 1.5), "Truncation")):
+        with pytest.raises(GenerationError, match=words) as info:
+            engine.generate(*args)
+        assert str(info.value).count(". ") == 0
+
+
+def test_per_class_model(tmp_path, tiny_synthesis):
+    """The paper's one-model-per-class setting: ``classes=mass`` trains a bundle that generates only masses."""
+    from training.export import export_run
+    from training.loop import config_from_preset, train
+    from training.synthesis import PRESETS, Config, Method
+
+    cfg = config_from_preset(Config, "tiny", PRESETS, labels=str(tiny_synthesis[1]), out=str(tmp_path / "run"),
+                             classes="mass", iterations=2)
+    train(Method(cfg), log=lambda *a: None)
+    bundle = export_run(tmp_path / "run", tmp_path / "mass-only", log=lambda *a: None)
+    assert bundle.parameters["classes"] == ["mass"] and bundle.parameters["per_class_model"] is True
+    from inference.methods import get
+
+    assert get("synthesis").load(bundle, "cpu").generate("mass", 2, 0).shape == (2, 32, 32)
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def test_export_png_dicom_csv(tmp_path, engine):
+    import imageio.v3 as iio
+    import pydicom
+
+    from app.synthesis import CSV_COLUMNS, export_patches, generate_patches
+
+    patches = generate_patches(engine, "calcification", 2, seed=3)
+    summary = export_patches(patches, tmp_path / "out", ("png8", "png16", "dicom"))
+    assert len(summary.files) == 6 and all(p.is_file() for p in summary.files)
+    names = sorted(p.name for p in summary.files)
+    png8 = iio.imread(tmp_path / "out" / "calcification_seed3_0000.png")
+    png16 = iio.imread(tmp_path / "out" / "calcification_seed3_0000_16bit.png")
+    assert png8.dtype == np.uint8 and png16.dtype == np.uint16 and png8.shape == (32, 32)
+    assert np.abs(png16 / 65535.0 - patches[0].pixels).max() < 1e-4
+    ds = pydicom.dcmread(tmp_path / "out" / "calcification_seed3_0001.dcm")
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+    assert ds.ConversionType == "SYN" and ds.PatientIdentityRemoved == "YES"
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber"):
+        assert not str(ds.get(keyword, "") or "")
+    assert "class=calcification" in ds.ImageComments and "seed=3" in ds.ImageComments
+    assert "index=1" in ds.ImageComments and "model=tiny-synthesis" in ds.ImageComments
+    assert ds.pixel_array.dtype == np.uint16 and ds.pixel_array.shape == (32, 32)
+    with open(summary.csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS and sorted(r["file"] for r in rows) == names
+    assert {(r["class"], r["seed"], r["bundle"], r["version"]) for r in rows} == {("calcification", "3",
+                                                                                   "tiny-synthesis", "1")}
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_export_appends_without_overwriting(tmp_path, engine):
+    from app.synthesis import export_patches, generate_patches
+
+    patches = generate_patches(engine, "mass", 2, seed=1)
+    first = export_patches(patches, tmp_path, ("png8",))
+    before = {p: p.read_bytes() for p in first.files}
+    second = export_patches(generate_patches(engine, "mass", 2, seed=1, truncation=0.5), tmp_path, ("png8",))
+    assert not set(first.files) & set(second.files)
+    assert all(p.read_bytes() == data for p, data in before.items())
+    with open(tmp_path / "synthetic.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 4
+
+
+def test_export_refuses_a_foreign_csv(tmp_path, engine):
+    from app.synthesis import ExportError, export_patches, generate_patches
+
+    (tmp_path / "synthetic.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ExportError, match="not a mammolens synthesis CSV"):
+        export_patches(generate_patches(engine, "mass", 1, 0), tmp_path, ("png8",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic.csv"]
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_cli_synthesize(tmp_path, tiny_synthesis, capsys):
+    from app.cli import main
+
+    out = tmp_path / "aug"
+    rc = main(["synthesize", "--class", "all", "--n", "2", "--seed", "1", "--out", str(out),
+               "--model", str(tiny_synthesis[2]), "--device", "cpu", "--format", "png8,dicom"])
+    assert rc == 0
+    assert len(list(out.glob("*.png"))) == 8 and len(list(out.glob("*.dcm"))) == 8
+    assert "wrote 16 file(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, words", [(["--class", "nodule", "--n", "2"], "Unknown class 'nodule'"),
+                                         (["--class", "mass", "--n", "0"], "at least 1"),
+                                         (["--class", "mass", "--n", "-3"], "at least 1")])
+def test_cli_bad_input_one_sentence_rc2(tmp_path, tiny_synthesis, capsys, args, words):
+    from app.cli import main
+
+    rc = main(["synthesize", *args, "--out", str(tmp_path / "x"), "--model", str(tiny_synthesis[2]),
+               "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and words in err and err.startswith("mammolens: ") and "\n" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_help_has_an_example(capsys):
+    from app.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["synthesize", "--help"])
+    assert "mammolens synthesize --class mass --n 64 --seed 1 --out" in capsys.readouterr().out
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def test_frechet_distance_closed_form():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    v1, v2 = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5)
+    # diagonal Gaussians: |mu1 - mu2|^2 + sum (sqrt(v1) - sqrt(v2))^2
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)
+    assert frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-9)
+    # a rotated pair (same eigenvectors, so they commute): the same closed form
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    assert frechet_distance(mu1, q @ np.diag(v1) @ q.T, mu2, q @ np.diag(v2) @ q.T) == pytest.approx(expected,
+                                                                                                        rel=1e-6)
+    assert frechet_distance(mu1, np.diag(v1), mu1, np.diag(v1)) == pytest.approx(0.0, abs=1e-9)
+    # samples: large Gaussian samples approach the closed form
+    a = rng.normal(0, 1, (20000, 2))
+    b = rng.normal(1, 2, (20000, 2))
+    assert frechet_features(a, b) == pytest.approx(2 * 1 + 2 * (2 - 1) ** 2, rel=0.05)
+
+
+def test_reference_metrics_known_values():
+    a = np.full((32, 32), 0.5)
+    b = a + 10 / 255.0
+    assert mse(a, b) == pytest.approx(100.0)
+    assert psnr(a, b) == pytest.approx(10 * math.log10(255**2 / 100.0))
+    assert psnr(a, a) == math.inf
+    rng = np.random.default_rng(1)
+    x = rng.random((64, 64))
+    y = np.clip(x + 0.1 * rng.standard_normal((64, 64)), 0, 1)
+    from skimage.metrics import structural_similarity
+
+    assert ssim(x, y) == pytest.approx(structural_similarity(x * 255, y * 255, data_range=255, gaussian_weights=True,
+                                                             sigma=1.5, use_sample_covariance=False), abs=1e-12)
+    assert ssim(x, x) == pytest.approx(1.0) and dssim(x, x) == pytest.approx(0.0)
+    assert dssim(x, y) == pytest.approx((1 - ssim(x, y)) / 2)
+    assert ms_ssim(x, x) == pytest.approx(1.0) and ms_ssim(x, y) < 1.0
+    assert fsim(x, x) == pytest.approx(1.0)
+    assert fsim(x, y) == pytest.approx(fsim(y, x))
+    noisier = np.clip(x + 0.3 * rng.standard_normal((64, 64)), 0, 1)
+    assert 0 < fsim(x, noisier) < fsim(x, y) < 1
+
+
+# -- evaluation and augmentation -----------------------------------------------------------------
+
+
+def test_evaluate_synthesis_tables_csv_card(tmp_path, tiny_synthesis):
+    """What `mammolens evaluate --method synthesis --csv` does (evaluate_bundle hands over to
+    evaluate_synthesis), with a short classifier so the test stays fast."""
+    from app.evaluation import format_report
+    from app.synthesis import evaluate_synthesis
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_synthesis[2], bundle)
+    report = evaluate_synthesis(tiny_synthesis[1], model=str(bundle), device="cpu", csv_path=tmp_path / "q.csv",
+                                classifier_steps=10, n_fcd=16)
+    out = format_report(report)
+    assert "| image | PSNR | SSIM | DSSIM | MSE | FSIM |" in out and "BRISQUE: not computed" in out
+    rows = list(csv.DictReader(open(tmp_path / "q.csv", newline="")))
+    for cls in LESION_CLASSES:
+        assert sum(r["class"] == cls for r in rows) == 12  # ten images, average, real vs real
+    card = (bundle / "card.md").read_text()
+    assert "Frechet classifier distance" in card and (bundle / "card.json").is_file()
+    assert (bundle / "quality.csv").read_text() == (tmp_path / "q.csv").read_text()
+
+
+def test_augmentation_experiment_into_the_card(tmp_path, tiny_synthesis):
+    import json
+
+    from app.synthesis import run_augmentation
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_synthesis[2], bundle)
+    result = run_augmentation(tiny_synthesis[1], model=str(bundle), name="drawn", seeds=(0, 1), steps=2,
+                              device="cpu", log=lambda *a: None)
+    arms = result["arms"]
+    assert set(arms) == {"real", "real + synthetic"}
+    assert len(arms["real"]["accuracy"]["runs"]) == 2 and set(arms["real"]["recall"]) == set(LESION_CLASSES)
+    assert result["synthetic_per_class"] == 3
+    card = json.loads((bundle / "card.json").read_text())
+    assert "drawn" in card["augmentation"] and "augmentation (drawn)" in card["key_line"]
+
+
+# -- the shipped bundle ----------------------------------------------------------------------------
+
+
+def test_shipped_bundle_generates_every_class():
+    from inference.bundle import load_bundle
+    from inference.methods import get
+
+    if not SHIPPED.is_dir():
+        pytest.skip("resources/models/synthesis-phantom is not shipped in this checkout")
+    bundle = load_bundle(SHIPPED)
+    engine = get("synthesis").load(bundle, "cpu")
+    assert engine.classes == list(LESION_CLASSES)
+    for cls in engine.classes:
+        patches = engine.generate(cls, 2, seed=0)
+        assert patches.shape == (2, 64, 64) and patches.std() > 0.01
+    assert bundle.card is not None and "synthesis" in bundle.card
