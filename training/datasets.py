@@ -64,13 +64,24 @@ def _cache_key(labels_path: Path, resolution: int, splits) -> str:
     return h.hexdigest()[:16]
 
 
+def _frames(labels_path: Path, items, progress=None):
+    """``(path, rows, image)`` of every 2D image among ``items`` (path, rows): DBT volumes are skipped."""
+    from inference.studies.study import open_path
+
+    for i, (path, rows) in enumerate(items):
+        if progress:
+            progress(i, len(items), Path(path).name)
+        image = open_path(rows[0].resolve(labels_path.parent)).images()[0]
+        if not image.is_volume:
+            yield path, rows, image
+
+
 def load_images(labels_path: str | Path, resolution: int, *, splits=None, cache_dir: Path | None = None,
                 progress=None) -> PreparedImages:
     """Every 2D image of the labels file (optionally only some splits), prepared for a model.
 
     DBT volumes are skipped here: the 2D translation models are trained on 2D views.
     """
-    from inference.studies.study import open_path
 
     labels_path = Path(labels_path)
     cache = None
@@ -85,12 +96,7 @@ def load_images(labels_path: str | Path, resolution: int, *, splits=None, cache_
     grouped = rows_by_image(read_labels(labels_path))
     items = [(p, rows) for p, rows in grouped.items() if not splits or rows[0].split in splits]
     images, masks, labels, patients, paths, split_names, boxes, objects, views = [], [], [], [], [], [], [], [], []
-    for i, (path, rows) in enumerate(items):
-        if progress:
-            progress(i, len(items), Path(path).name)
-        image = open_path(rows[0].resolve(labels_path.parent)).images()[0]
-        if image.is_volume:
-            continue
+    for path, rows, image in _frames(labels_path, items, progress):
         laterality = rows[0].laterality or image.laterality
         prepared = preprocess(image.display(0), laterality, resolution)
         images.append(prepared.image)
@@ -203,7 +209,6 @@ def roi_patches(labels_path: str | Path, size: int = 64, *, splits=None, margin:
     the box columns or, for mini-MIAS, from the centre and radius (origin already top-left in the
     labels file). Lesions without geometry (MIAS "widely distributed" calcifications) are skipped.
     """
-    from inference.studies.study import open_path
 
     labels_path = Path(labels_path)
     cache = None
@@ -219,12 +224,7 @@ def roi_patches(labels_path: str | Path, size: int = 64, *, splits=None, margin:
              if not splits or rows[0].split in splits]
     items = [(p, rows) for p, rows in items if rows]
     patches, labels, patients, split_names = [], [], [], []
-    for i, (path, rows) in enumerate(items):
-        if progress:
-            progress(i, len(items), Path(path).name)
-        image = open_path(rows[0].resolve(labels_path.parent)).images()[0]
-        if image.is_volume:
-            continue
+    for path, rows, image in _frames(labels_path, items, progress):
         display = np.asarray(image.display(0), dtype=np.float32)
         flip = (rows[0].laterality or image.laterality) == "R"
         if flip:

@@ -138,11 +138,6 @@ class Synthesis(GANMethod):
         example = torch.cat([noise(2, self.cfg.noise_dim), self.onehot(torch.arange(2) % k)], 1)
         return [ExportNetwork("generator", ema, ("code",), ("patch",), example=example)]
 
-    def input_spec(self) -> dict:
-        return {"resolution": self.resolution, "channels": 1, "value_range": [-1.0, 1.0],
-                "laterality": "flip_right_to_left", "padding": "square_away_from_chest_wall",
-                "windowing": "dicom_voi"}
-
     def bundle_parameters(self) -> dict:
         cfg = self.cfg
         return {"architecture": "ROI-mammoGAN DCGAN (class-conditional)", "classes": list(self.classes),
