@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     _method_arguments(p)
     p.add_argument("--json", type=Path, help="also write the full report here")
     p.add_argument("--csv", type=Path, help="synthesis: also write the quality table (paper 004 Tables 6-9) here")
+    p.add_argument("--inception", type=Path, metavar="ONNX",
+                   help="synthesis: an InceptionV3 as ONNX ((N, 3, 299, 299) in [0, 1] -> 2048-d pool features) for "
+                        "the real FID beside the Frechet classifier distance; nothing is downloaded")
     p.add_argument("--card", action=argparse.BooleanOptionalAction, default=True,
                    help="write the evaluation card (card.json, card.md) into the bundle (default on)")
     p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
@@ -459,20 +462,23 @@ def _evaluate(args) -> int:
     from inference.methods import get
 
     spec = get(args.method)
-    report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split,
-                             device=getattr(args, "param_device", None) or "auto", card=args.card,
-                             ceiling=args.ceiling, object_patients=args.object_patients, progress=console_progress)
+    if spec.generates_patches:  # paper 004's tables (its own options: --csv, --inception)
+        from app.synthesis import evaluate_synthesis
+
+        report = evaluate_synthesis(args.labels, model=args.model, split=args.split, card=args.card,
+                                    device=getattr(args, "param_device", None) or "auto", csv_path=args.csv,
+                                    inception=args.inception, progress=console_progress)
+    else:
+        report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split,
+                                 device=getattr(args, "param_device", None) or "auto", card=args.card,
+                                 ceiling=args.ceiling, object_patients=args.object_patients,
+                                 progress=console_progress)
     print(file=sys.stderr)
     print(format_report(report))
     if args.json:
         from inference.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report, indent=2, default=float))
-    if args.csv and "synthesis" in report:
-        from app.synthesis import quality_csv
-        from inference.files import atomic_write_text
-
-        atomic_write_text(args.csv, quality_csv(report))
     return 0
 
 

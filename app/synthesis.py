@@ -242,7 +242,8 @@ def _num(value, digits: int = 2) -> str:
 
 def evaluate_synthesis(labels: str | os.PathLike, *, model=None, split: str = "test", device: str = "auto",
                        card: bool = True, csv_path: str | os.PathLike | None = None, classifier_steps: int = 400,
-                       n_fcd: int = 256, progress=None, log=lambda *a: None) -> dict:
+                       n_fcd: int = 256, inception: str | os.PathLike | None = None, progress=None,
+                       log=lambda *a: None) -> dict:
     """`mammolens evaluate --method synthesis`: the quality tables, the CSV, the card (keeps an
     augmentation result already in the card)."""
     from app.evaluation import _budget
@@ -252,7 +253,7 @@ def evaluate_synthesis(labels: str | os.PathLike, *, model=None, split: str = "t
     engine = load_generator(model, device)
     labels = Path(labels)
     quality = quality_report(engine, labels, split=split, n_fcd=n_fcd, classifier_steps=classifier_steps,
-                             progress=progress, log=log)
+                             inception=inception, progress=progress, log=log)
     report = {"bundle": engine.bundle.name, "version": engine.bundle.version, "method": "synthesis",
               "labels": labels.name, "split": split, "provider": engine.provider, "synthesis": quality,
               "budget": _budget(engine.bundle)}
@@ -331,6 +332,8 @@ def quality_tables(report: dict) -> str:
             lines.append("| **average** | " + " | ".join(
                 [_num(a[m], 4 if m in ("SSIM", "DSSIM", "FSIM") else 2) for m in METRICS]
                 + [_num(block.get("frechet_classifier_distance")), _num(block["ms_ssim_synthetic"], 3)] + na) + " |")
+            if "fid" in block:
+                lines.append(f"| FID (user InceptionV3) | {_num(block['fid'])} |")
         if "real_vs_real" in block:
             a = block["real_vs_real"]
             lines.append("| real vs real | " + " | ".join(

@@ -22,6 +22,7 @@ Distribution: :func:`frechet_distance` between two Gaussians, ``|m1 - m2|^2 + Tr
 2 (C1 C2)^(1/2))`` (paper 004 Eq. 2), and :func:`feature_statistics`. mammolens computes it on the
 features of its own lesion-class classifier and calls it the *Frechet classifier distance*; it is
 not FID (no Inception weights can be downloaded here) and its values are not comparable to FID's.
+A user who has an InceptionV3 as ONNX gets the real FID from :func:`inception_features`.
 
 Not computed, and why: BRISQUE and NIQE need models fitted to natural images with opinion scores
 (BRISQUE's SVR, NIQE's pristine multivariate Gaussian); the maintained libraries that compute
@@ -238,6 +239,32 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
         covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
     covmean = np.real(covmean)
     return float(max(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean), 0.0))
+
+
+INCEPTION_SIZE = 299
+
+
+def inception_features(onnx_path, images, batch: int = 16) -> np.ndarray:
+    """Features of a user-supplied InceptionV3 ONNX file for the real FID (none is downloaded).
+
+    The file must take one input (N, 3, 299, 299) with values in [0, 1] (the contract of
+    pytorch-fid's FID network, which resizes and normalises inside when exported with its
+    defaults) and give the 2048-d pool features as its first output. Grey [0, 1] patches are
+    resized bilinearly to 299 px and repeated on the three channels.
+    """
+    from skimage.transform import resize
+
+    from inference.runtime import create_session
+
+    session = create_session(onnx_path, device="cpu")
+    name = next(iter(session.inputs))
+    out = []
+    for start in range(0, len(images), batch):
+        chunk = np.stack([resize(np.asarray(im, np.float32), (INCEPTION_SIZE, INCEPTION_SIZE), order=1,
+                                 preserve_range=True) for im in images[start : start + batch]]).astype(np.float32)
+        result = session.run({name: np.repeat(chunk[:, None], 3, axis=1)})
+        out.append(np.asarray(next(iter(result.values()))).reshape(len(chunk), -1))
+    return np.concatenate(out).astype(np.float64)
 
 
 def frechet_features(real, fake) -> float:

@@ -277,3 +277,19 @@ def test_shipped_bundle_generates_every_class():
         patches = engine.generate(cls, 2, seed=0)
         assert patches.shape == (2, 64, 64) and patches.std() > 0.01
     assert bundle.card is not None and "synthesis" in bundle.card
+
+
+def test_user_inception_onnx_for_the_real_fid(tmp_path):
+    """A user's InceptionV3 ONNX is only run, never downloaded: a stand-in with the same contract
+    ((N, 3, 299, 299) in [0, 1] -> features) gives features and a Frechet distance of 0 on equal sets."""
+    torch = pytest.importorskip("torch")
+    from inference.quality import inception_features
+
+    net = torch.nn.Sequential(torch.nn.AvgPool2d(75), torch.nn.Flatten())  # 299 -> 3 x 3 per channel
+    path = tmp_path / "inception.onnx"
+    torch.onnx.export(net, (torch.rand(1, 3, 299, 299),), str(path), input_names=["x"], output_names=["pool"],
+                      dynamic_axes={"x": {0: "n"}, "pool": {0: "n"}}, dynamo=False)
+    images = np.random.default_rng(0).random((5, 32, 32))
+    feats = inception_features(path, images, batch=2)
+    assert feats.shape == (5, 27)
+    assert frechet_features(feats, feats) == pytest.approx(0.0, abs=1e-6)

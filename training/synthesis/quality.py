@@ -14,7 +14,8 @@ Frechet classifier distance (not FID): the project's lesion-class classifier
 (:mod:`training.synthesis.classifier`) is trained on the real train-split patches; its 32-d
 features of ``n_fcd`` synthetic patches of a class are compared with those of the class's
 held-out real patches, next to the distance from the class's real *train* patches to the same
-held-out patches (the real-to-real null). With tens of real patches per class these are small-sample
+held-out patches (the real-to-real null). With ``inception`` (a user's InceptionV3 as ONNX, see
+:func:`inference.quality.inception_features`) the real FID is computed on the same sets. With tens of real patches per class these are small-sample
 estimates (covariances regularised as the reference FID code does); read them against the null.
 """
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _pairs_ms_ssim(images, n_pairs: int, rng) -> float:
 
 
 def quality_report(engine, labels: str | Path, *, split: str = "test", n_fcd: int = 256, classifier_steps: int = 400,
-                   seed: int = 0, cache_dir: Path | None = None, progress=None, log=lambda *a: None) -> dict:
+                   seed: int = 0, cache_dir: Path | None = None, inception: str | Path | None = None,
+                   progress=None, log=lambda *a: None) -> dict:
     """The per-class tables, diversity and Frechet classifier distances of ``engine``'s bundle."""
     import torch
 
@@ -101,6 +103,11 @@ def quality_report(engine, labels: str | Path, *, split: str = "test", n_fcd: in
                 if len(train_reals) > 1:
                     block["frechet_classifier_distance_real_train"] = frechet_features(
                         feats_real, features(model, train_reals))
+                if inception is not None:  # the real FID, with the user's InceptionV3 (ONNX)
+                    from inference.quality import inception_features
+
+                    block["fid"] = frechet_features(inception_features(inception, reals),
+                                                    inception_features(inception, fakes))
         block["ms_ssim_synthetic"] = _pairs_ms_ssim(fakes, 100, rng)
         block["ms_ssim_real"] = _pairs_ms_ssim(reals, 100, rng) if len(reals) > 1 else float("nan")
         per_class[cls] = block
