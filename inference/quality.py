@@ -232,11 +232,15 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    import warnings
+
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(len(s1)) * eps
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    with warnings.catch_warnings():  # a singular product is expected with few samples; handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(len(s1)) * eps
+            covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
     covmean = np.real(covmean)
     return float(max(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean), 0.0))
 

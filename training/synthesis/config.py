@@ -52,7 +52,7 @@ PRESETS = {
                   g_dropout=0.5, d_dropout=0.5, augment=False),
     "cpu": dict(resolution=64, g_width=128, d_width=16, batch=32, iterations=6000, lr_g=1e-4, lr_d=4e-4,
                 g_dropout=0.0, d_dropout=0.5, augment=True, threads=1, checkpoint_every=250, sample_every=500),
-    "gpu": dict(resolution=64, g_width=512, d_width=64, batch=64, iterations=20_000, lr_g=1e-4, lr_d=4e-4,
+    "gpu": dict(resolution=64, g_width=256, d_width=32, batch=64, iterations=20_000, lr_g=1e-4, lr_d=4e-4,
                 g_dropout=0.0, d_dropout=0.5, augment=True, time_budget_s=240.0, checkpoint_every=1000),
     "tiny": dict(resolution=32, g_width=16, d_width=4, noise_dim=8, batch=4, iterations=4, lr_g=1e-4, lr_d=4e-4,
                  g_dropout=0.0, d_dropout=0.0, checkpoint_every=2, sample_every=4, threads=1, min_side=8.0),
