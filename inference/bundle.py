@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -91,6 +92,16 @@ _CAL_COUNTS = ("n_normal", "n_abnormal")
 _CAL_FIELDS = ("score", "threshold", "data", "per_class") + _CAL_NUMBERS + _CAL_COUNTS
 _PROVENANCE_REQUIRED = {"command": str, "seed": int, "iterations": int, "code_revision": str, "date": str}
 _PROVENANCE_OPTIONAL = {"device": str, "training_data": str}
+
+
+#: Largest image side a bundle may ask for, channels, |value_range| and |scores| it may declare.
+MAX_RESOLUTION = 8192
+MAX_CHANNELS = 16
+MAX_VALUE = 1e6
+MAX_SCORE = 1e9
+MAX_MODEL_JSON = 16 << 20
+
+log = logging.getLogger("mammolens.bundle")
 
 
 class BundleError(ValueError):
@@ -378,9 +389,11 @@ class _Reader:
             raise self.bad(name, "a string" if empty else "a non-empty string", value)
         return value
 
-    def positive_int(self, value: Any, name: str) -> int:
+    def positive_int(self, value: Any, name: str, high: int | None = None) -> int:
         if not _is_int(value) or value <= 0:
             raise self.bad(name, "a positive integer", value)
+        if high is not None and value > high:
+            raise self.bad(name, f"a positive integer of at most {high}", value)
         return int(value)
 
     def count(self, value: Any, name: str) -> int:
@@ -388,9 +401,11 @@ class _Reader:
             raise self.bad(name, "a non-negative integer", value)
         return int(value)
 
-    def finite(self, value: Any, name: str) -> float:
+    def finite(self, value: Any, name: str, limit: float | None = None) -> float:
         if not _is_number(value) or not math.isfinite(value):
             raise self.bad(name, "a finite number", value)
+        if limit is not None and abs(value) > limit:
+            raise self.bad(name, f"a number between -{limit:g} and {limit:g}", value)
         return float(value)
 
     def choice(self, value: Any, name: str, choices: Sequence[str]) -> str:
@@ -408,12 +423,14 @@ class _Reader:
 def _parse_input(r: _Reader, data: Any) -> InputSpec:
     spec = r.obj(data, "input")
     r.no_unknown(spec, _INPUT_FIELDS, "input")
-    resolution = r.positive_int(r.take(spec, "resolution", "input."), "input.resolution")
-    channels = r.positive_int(r.take(spec, "channels", "input."), "input.channels")
+    resolution = r.positive_int(r.take(spec, "resolution", "input."), "input.resolution", MAX_RESOLUTION)
+    channels = r.positive_int(r.take(spec, "channels", "input."), "input.channels", MAX_CHANNELS)
     value_range = r.take(spec, "value_range", "input.")
     if (not isinstance(value_range, list) or len(value_range) != 2
             or not all(_is_number(v) and math.isfinite(v) for v in value_range) or value_range[0] >= value_range[1]):
         raise r.bad("input.value_range", "two finite numbers [lo, hi] with lo < hi", value_range)
+    if any(abs(v) > MAX_VALUE for v in value_range):
+        raise r.bad("input.value_range", f"two numbers between -{MAX_VALUE:g} and {MAX_VALUE:g}", value_range)
     laterality = r.choice(spec.get("laterality", LATERALITY[0]), "input.laterality", LATERALITY)
     padding = r.choice(spec.get("padding", PADDING[0]), "input.padding", PADDING)
     windowing = r.choice(spec.get("windowing", WINDOWING[0]), "input.windowing", WINDOWING)
@@ -427,14 +444,14 @@ def _parse_calibration(r: _Reader, data: Any) -> Calibration | None:
     cal = r.obj(data, "calibration")
     r.no_unknown(cal, _CAL_FIELDS, "calibration")
     values: dict[str, Any] = {
-        "threshold": r.finite(r.take(cal, "threshold", "calibration."), "calibration.threshold"),
+        "threshold": r.finite(r.take(cal, "threshold", "calibration."), "calibration.threshold", MAX_SCORE),
         "score": r.text(cal.get("score", ""), "calibration.score", empty=True),
         "data": r.text(cal.get("data", ""), "calibration.data", empty=True),
     }
     for key in _CAL_NUMBERS:
         value = cal.get(key)
         if value is not None:
-            value = r.finite(value, f"calibration.{key}")
+            value = r.finite(value, f"calibration.{key}", MAX_SCORE)
             if key in _CAL_RATES and not 0.0 <= value <= 1.0:
                 raise r.bad(f"calibration.{key}", "a number between 0 and 1", value)
         values[key] = value
@@ -484,8 +501,16 @@ def _parse_networks(r: _Reader, data: Any, method: str, folder: Path) -> dict[st
         entry = r.obj(entry, f"networks.{role}")
         r.no_unknown(entry, _NETWORK_FIELDS, f"networks.{role}")
         file = r.text(r.take(entry, "file", prefix), prefix + "file")
+        if (len(file) > 1024 or any(len(part) > 255 for part in Path(file).parts)
+                or any(ord(c) < 32 or c == "\x7f" for c in file)):
+            raise r.bad(prefix + "file", "a file name of at most 255 characters per folder, without control "
+                                         "characters", file)
         path = (folder / file)
-        if Path(file).is_absolute() or not path.resolve().is_relative_to(root):
+        try:
+            inside = not Path(file).is_absolute() and path.resolve().is_relative_to(root)
+        except (OSError, ValueError, RuntimeError):  # a loop of links, a name the system refuses
+            inside = False
+        if not inside:
             raise r.bad(prefix + "file", "a path inside the bundle folder", file)
         sha = r.take(entry, "sha256", prefix)
         if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in sha)):
@@ -516,7 +541,7 @@ def _parse(folder: Path, data: Any) -> Bundle:
     parameters = dict(r.obj(data.get("parameters", {}), "parameters"))
     size_parameter = _spec(method).input_size_parameter
     if size_parameter is not None and size_parameter in parameters:
-        r.positive_int(parameters[size_parameter], f"parameters.{size_parameter}")
+        r.positive_int(parameters[size_parameter], f"parameters.{size_parameter}", MAX_RESOLUTION)
     calibration = _parse_calibration(r, r.take(data, "calibration", ""))
     provenance = _parse_provenance(r, r.take(data, "provenance", ""))
 
@@ -547,6 +572,16 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     if not model_json.is_file():
         raise BundleError(f"{folder.name}: no {MODEL_JSON} in {folder} (not a model bundle).")
     try:
+        outside = model_json.is_symlink() and not model_json.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        outside = True
+    if outside:
+        raise BundleError(f"{folder.name}: model.json is a link to a file outside the bundle folder; "
+                          f"a bundle's files must be inside it.")
+    try:
+        if model_json.stat().st_size > MAX_MODEL_JSON:
+            raise BundleError(f"{folder.name}: model.json is larger than {MAX_MODEL_JSON // 2**20} MB, "
+                              f"too large to be a model description.")
         text = model_json.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise BundleError(f"{folder.name}: model.json is not UTF-8 text.") from None
@@ -557,7 +592,12 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     except json.JSONDecodeError as exc:
         raise BundleError(f"{folder.name}: model.json is not valid JSON ({exc.msg} at line {exc.lineno}, "
                           f"column {exc.colno}).") from None
-    return _parse(folder, data)
+    except RecursionError:
+        raise BundleError(f"{folder.name}: model.json is nested too deeply to be a model description.") from None
+    try:
+        return _parse(folder, data)
+    except RecursionError:
+        raise BundleError(f"{folder.name}: model.json is nested too deeply to be a model description.") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,7 +662,13 @@ def write_bundle(folder: str | os.PathLike, *, name: str, version: str, method: 
         if given_inputs is None or given_outputs is None:
             from inference.runtime import create_session
 
-            session = create_session(target, device="cpu", threads=1)
+            try:
+                session = create_session(target, device="cpu", threads=1)
+            except (KeyboardInterrupt, SystemExit, MemoryError):
+                raise
+            except Exception:  # noqa: BLE001 - ONNX Runtime's own types
+                raise BundleError(f"{folder.name}: networks.{role}: {Path(source).name[:80]} is not an ONNX model "
+                                  f"ONNX Runtime can load.") from None
             shapes[role] = session.inputs
             given_inputs = given_inputs or list(session.inputs)
             given_outputs = given_outputs or list(session.outputs)
@@ -718,6 +764,12 @@ def find_bundles(extra_dirs: Iterable[str | os.PathLike] = ()) -> tuple[list[Bun
                 errors.append(exc)
             except OSError as exc:
                 errors.append(BundleError(f"{candidate.name}: cannot be read ({exc.strerror or exc})."))
+            except (KeyboardInterrupt, SystemExit, MemoryError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - one broken bundle never stops the others
+                log.warning("bundle %s skipped: %s", candidate.name, type(exc).__name__)
+                errors.append(BundleError(f"{candidate.name}: cannot be loaded (an unexpected "
+                                          f"{type(exc).__name__}; details in the log)."))
     return bundles, errors
 
 

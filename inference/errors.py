@@ -13,12 +13,30 @@ class MammolensError(Exception):
 
 
 class LoadError(MammolensError):
-    """An input file or folder that cannot be opened as an image."""
+    """An input file or folder that cannot be opened as an image.
+
+    ``str()`` is ``"<label>: <reason>"``; the label is the base name the user gave, or, for a file
+    found inside a folder (whose name may carry a patient's name), ``"file 3 of 12 (key 1a2b3c4d)"``
+    after :meth:`pseudonymise`. :meth:`identified` gives the base name when the user asks for it.
+    """
 
     def __init__(self, path: str | Path, reason: str):
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"{self.path.name}: {reason}")
+        self.label = self.path.name
+        super().__init__(reason)
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.reason}"
+
+    def pseudonymise(self, position: int, total: int) -> "LoadError":
+        """Refer to the file by its position in the folder and a key from its content, not its name."""
+        self.label = f"file {position} of {total} (key {file_key(self.path)})"
+        return self
+
+    def identified(self) -> str:
+        """The sentence with the file's base name (only when the user asked for identifiers)."""
+        return f"{self.path.name}: {self.reason}"
 
 
 class NotDicomError(LoadError):
@@ -51,3 +69,18 @@ class UnsupportedImageError(LoadError):
 
 class EmptyFolderError(LoadError):
     pass
+
+
+def file_key(path: str | Path) -> str:
+    """A pseudonymous key for a file: 8 hex digits of the sha256 of its size and first 64 KiB (not of
+    its name, which can be guessed back), or of nothing when it cannot be read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            digest.update(str(Path(path).stat().st_size).encode())
+            digest.update(handle.read(1 << 16))
+    except OSError:
+        digest.update(b"unreadable")
+    return digest.hexdigest()[:8]

@@ -369,8 +369,17 @@ def create_session(onnx_path: str | os.PathLike, *, device: str = "auto", provid
 def bundle_session(bundle: "Bundle", role: str, device: str = "auto", *, providers: Sequence[str] | None = None,
                    threads: int | None = None) -> ModelSession:
     """The session for one network of a bundle, refused (BundleError) when it disagrees with model.json."""
+    from inference.bundle import BundleError
+
     network = bundle.network(role)
-    session = create_session(network.path, device=device, providers=providers, threads=threads)
+    try:
+        session = create_session(network.path, device=device, providers=providers, threads=threads)
+    except (KeyboardInterrupt, SystemExit, MemoryError, BundleError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types on a file it cannot parse
+        log.info("ONNX Runtime refused %s: %s", role, " ".join(str(exc).split())[:500])
+        raise BundleError(f"{bundle.path.name}: networks.{role}: {network.path.name[:80]} is not an ONNX model "
+                          f"ONNX Runtime can load (its sha256 matches, so the bundle was written this way).") from None
     bundle.check_io_names(role, session.inputs, session.outputs)
     bundle.check_input_size(role, session.inputs)
     session.resolution = bundle.expected_size(role)[0]

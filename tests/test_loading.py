@@ -166,7 +166,10 @@ def test_bad_file_in_folder_is_listed_and_rest_loads(tmp_path):
     failed = sorted(f.path.name for f in studies.failures)
     assert failed == ["MR_truncated.dcm", "junk.bin"]
     text = studies.describe()
-    assert "MR_truncated.dcm: is truncated" in text
+    # files found in a folder are named by position and key (their names can be patients' names)
+    assert "MR_truncated.dcm" not in text and "junk.bin" not in text
+    assert "file 3 of 4 (key " in text and "): is truncated" in text
+    assert "MR_truncated.dcm: is truncated" in studies.describe(identifiers=True)
 
 
 def test_plain_images_open_with_inferred_laterality(tmp_path):

@@ -9,7 +9,12 @@ small Dataset that pydicom's LUT functions take as they take a classic header.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
+import re
+import struct
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -28,10 +33,57 @@ from inference.errors import (
     UnsupportedImageError,
     UnsupportedTransferSyntaxError,
 )
-from inference.studies import voi
-from inference.studies.image import FrameSource, Image, VoiPreset
+from inference.studies import codecs, voi
+from inference.studies.image import (
+    FrameSource,
+    Image,
+    VoiPreset,
+    overlay_planes_of,
+    patient_orientation_of,
+)
+from inference.studies.limits import MAX_FRAMES, frame_cost, memory_budget
+
+log = logging.getLogger("mammolens.studies")
+
+
+class NoFileNames(logging.Filter):
+    """Replaces file paths in a log record by ``<file>``: paths on a user's disk can carry names."""
+
+    _PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s'\",)]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._PATH.sub("<file>", str(record.msg))
+        if record.args:
+            record.args = tuple(self._PATH.sub("<file>", a) if isinstance(a, str) else a
+                                for a in (record.args if isinstance(record.args, tuple) else (record.args,)))
+        return True
+
+
+def route_pydicom_warnings() -> None:
+    """pydicom reports every reading problem both as a warning (printed on stderr, often with the
+    file's path) and on its ``pydicom`` logger: keep the logger, without paths, and drop the warning."""
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+    for name in ("pydicom", "mammolens.studies"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, NoFileNames) for f in logger.filters):
+            logger.addFilter(NoFileNames())
+
+
+route_pydicom_warnings()
+codecs.register()  # imagecodecs: 12-bit lossy JPEG, and the faster JPEG 2000 decode
+
+#: What a decoder may raise that still is the file's fault: everything but a user's interrupt, an
+#: exit, and running out of memory (which the budget checks exist to prevent). pyo3's
+#: PanicException (pylibjpeg-rle, ...) is a BaseException, so ``except Exception`` misses it.
+_NOT_THE_FILE = (KeyboardInterrupt, SystemExit, MemoryError, GeneratorExit)
+
+_WORDS = {"Rows": "Rows", "Columns": "Columns", "BitsAllocated": "Bits Allocated", "BitsStored": "Bits Stored",
+          "HighBit": "High Bit", "PixelRepresentation": "Pixel Representation",
+          "SamplesPerPixel": "Samples per Pixel", "PlanarConfiguration": "Planar Configuration",
+          "PhotometricInterpretation": "Photometric Interpretation", "NumberOfFrames": "Number of Frames"}
 
 BREAST_TOMOSYNTHESIS = "1.2.840.10008.5.1.4.1.1.13.1.3"
+DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
 
 #: Which pylibjpeg / pyjpegls package decodes which compressed transfer syntax.
 CODEC_PACKAGES = {
@@ -85,6 +137,7 @@ IDENTITY_FIELDS = (
     "SeriesDescription", "SeriesNumber", "InstanceNumber", "Modality",
 )
 
+_COLOUR_PHOTOMETRIC = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
 _FLAT_PIXEL_ATTRS = ("PhotometricInterpretation", "BitsAllocated", "BitsStored", "HighBit",
                      "PixelRepresentation", "SamplesPerPixel")
 _FLAT_VOI_ATTRS = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction",
@@ -219,7 +272,16 @@ def view_of(ds: Dataset) -> str:
 
 
 def _slice_positions(ds: Dataset, n_frames: int) -> list[float] | None:
-    """Frame positions in mm along the stack normal, from the Plane Position functional group."""
+    """Frame positions in mm along the stack normal, from the Plane Position functional group; None
+    when any is missing or unreadable (the frames then keep the file's order)."""
+    try:
+        return _positions(ds, n_frames)
+    except Exception as exc:  # noqa: BLE001 - malformed positions or orientation
+        log.info("frame positions unreadable (%s); frames keep the file's order", type(exc).__name__)
+        return None
+
+
+def _positions(ds: Dataset, n_frames: int) -> list[float] | None:
     orientation = _functional_item(ds, 0, "PlaneOrientationSequence")
     normal = None
     if orientation is not None and "ImageOrientationPatient" in orientation:
@@ -254,17 +316,26 @@ def _frame_reader(path: Path, photometric: str, samples: int) -> Callable[[int],
                 # pixel_array(path) parses the file its own, stricter way; some valid files
                 # (odd offset tables) only decode through a full dataset
                 arr = pixel_array(pydicom.dcmread(path, force=True), index=index)
-        except (ValueError, EOFError, OSError) as exc:
-            raise TruncatedFileError(path, f"frame {index + 1} cannot be decoded: the pixel data is "
-                                           f"incomplete or corrupt ({exc}).") from exc
-        except RuntimeError as exc:
-            raise LoadError(path, f"frame {index + 1} cannot be decoded ({exc}).") from exc
+        except _NOT_THE_FILE:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - decoder panics (pyo3) are BaseExceptions
+            raise _decode_error(path, index, exc) from None
         if samples > 1:
             # Colour secondary captures: pydicom converts YBR to RGB; show luminance (Rec. 601)
             arr = np.asarray(arr, dtype=np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         return arr
 
     return read
+
+
+def _decode_error(path: Path, index: int, exc: BaseException) -> LoadError:
+    """The file's sentence for a failed decode; the library's own words go to the log only."""
+    log.info("decoding frame %d of a file failed: %s: %s", index + 1, type(exc).__name__,
+             " ".join(str(exc).split())[:2000])
+    if isinstance(exc, (EOFError, OSError)) or "truncat" in str(exc).lower() or "end of" in str(exc).lower():
+        return TruncatedFileError(path, f"frame {index + 1} cannot be decoded: its pixel data ends early.")
+    return LoadError(path, f"frame {index + 1} cannot be decoded: its pixel data is corrupt or does not match "
+                           f"what its header declares.")
 
 
 def _check_pixels(ds: Dataset, path: Path) -> None:
@@ -287,21 +358,147 @@ def _check_pixels(ds: Dataset, path: Path) -> None:
         problem = codec_problem(UID(ts), path)
         if problem is not None:
             raise problem
-    for name in ("Rows", "Columns"):
-        if not ds.get(name):
-            raise NoPixelDataError(path, f"has pixel data but no {name} value.")
-    if "PixelData" in ds and ts is not None and not UID(ts).is_compressed:
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        expected = ds.Rows * ds.Columns * frames * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated)
-        expected = (expected + 7) // 8
-        # The value is deferred (not read): what the file holds after the value's start bounds it.
+    _check_geometry(ds, path, ts)
+
+
+def _attr_int(ds: Dataset, name: str, path: Path, default: int | None = None) -> int:
+    """An integer header value, or the file's sentence when it is absent (without a default) or not one."""
+    if name not in ds or ds[name].value in (None, ""):
+        if default is None:
+            raise LoadError(path, f"has pixel data but no {_WORDS.get(name, name)} value.")
+        return default
+    value = ds[name].value
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        raise LoadError(path, f"has several {_WORDS.get(name, name)} values where one is allowed.")
+    try:
+        number = float(value)
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError
+        return int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise LoadError(path, f"has a {_WORDS.get(name, name)} value that is not a whole number.") from None
+
+
+def _pixel_data_offset(ds: Dataset) -> int | None:
+    """Where the Pixel Data value starts in the file (None when it was read into memory)."""
+    try:
         raw = ds.get_item("PixelData", keep_deferred=True)
-        tell = getattr(raw, "file_tell", None) or getattr(raw, "value_tell", None)
-        if tell is not None:
-            available = os.path.getsize(path) - int(tell)
-            if available < expected:
-                raise TruncatedFileError(path, f"is truncated: its pixel data holds {max(available, 0)} of "
-                                               f"the {expected} bytes the header announces.")
+    except Exception:  # noqa: BLE001 - an undecodable element: the decode reports it
+        return None
+    tell = getattr(raw, "value_tell", None)
+    return int(tell) if tell is not None else None
+
+
+def _pixel_bytes_available(ds: Dataset, path: Path) -> int | None:
+    """How many bytes the file holds from the start of the Pixel Data value (it is never read here)."""
+    tell = _pixel_data_offset(ds)
+    if tell is None:
+        try:
+            value = ds.get_item("PixelData", keep_deferred=True).value
+        except Exception:  # noqa: BLE001
+            return None
+        return len(value) if isinstance(value, (bytes, bytearray)) else None
+    return max(os.path.getsize(path) - tell, 0)
+
+
+def _check_fragments(ds: Dataset, path: Path, available: int) -> None:
+    """Every item of encapsulated pixel data must fit in the bytes that follow it: a file reader asked
+    for a 4 GB fragment allocates 4 GB before it finds the file ends."""
+    tell = _pixel_data_offset(ds)
+    if tell is None:
+        return
+    with open(path, "rb") as handle:
+        handle.seek(tell)
+        left = available
+        while left >= 8:
+            header = handle.read(8)
+            if len(header) < 8:
+                break
+            group, element, length = struct.unpack("<HHI", header)
+            left -= 8
+            if (group, element) == (0xFFFE, 0xE0DD):
+                return
+            if (group, element) != (0xFFFE, 0xE000):
+                raise LoadError(path, "has encapsulated pixel data whose items are not where their lengths "
+                                      "say they are.")
+            if length > left:
+                raise TruncatedFileError(path, "has a pixel data fragment longer than the bytes left in the file "
+                                               "(truncated or corrupt).")
+            handle.seek(length, os.SEEK_CUR)
+            left -= length
+
+
+def _check_geometry(ds: Dataset, path: Path, ts) -> None:
+    """Declared sizes against the bytes present and the memory budget, before anything is decoded."""
+    rows, cols = _attr_int(ds, "Rows", path), _attr_int(ds, "Columns", path)
+    if rows <= 0 or cols <= 0:
+        raise LoadError(path, "declares an image with no rows or no columns.")
+    bits = _attr_int(ds, "BitsAllocated", path)
+    if bits not in (1, 8, 16, 32, 64):
+        raise UnsupportedImageError(path, "declares a Bits Allocated value DICOM does not allow for images.")
+    stored = _attr_int(ds, "BitsStored", path, default=bits)
+    if not 1 <= stored <= bits:
+        raise LoadError(path, "declares more stored bits per pixel than it allocates (or none).")
+    if _attr_int(ds, "PixelRepresentation", path, default=0) not in (0, 1):
+        raise LoadError(path, "has a Pixel Representation that is neither unsigned (0) nor signed (1).")
+    samples = _attr_int(ds, "SamplesPerPixel", path, default=1)
+    if samples not in (1, 3):
+        raise UnsupportedImageError(path, "has a number of samples per pixel other than 1 (greyscale) or 3 (colour).")
+    if samples == 3 and _attr_int(ds, "PlanarConfiguration", path, default=0) not in (0, 1):
+        raise LoadError(path, "has a Planar Configuration that is neither 0 nor 1.")
+    frames = number_of_frames(ds, path)
+    budget = memory_budget()
+    cost = frame_cost(rows, cols, samples, max(1, bits // 8))
+    if cost > budget:
+        raise LoadError(path, f"declares frames of {cols} x {rows} pixels, which need {cost / 2**20:.0f} MB to show: "
+                              f"more than the memory budget of {budget / 2**20:.0f} MB.")
+    if ts is not None and str(ts) == DEFLATED:
+        return  # offsets refer to the inflated stream, not the file: nothing to compare with here
+    available = _pixel_bytes_available(ds, path)
+    if available is None or "PixelData" not in ds:
+        return
+    compressed = ts is not None and UID(ts).is_transfer_syntax and UID(ts).is_compressed
+    if compressed:
+        # every frame is at least one fragment item (8-byte tag and length) plus its data
+        if frames * 8 > available:
+            raise TruncatedFileError(path, f"declares {frames} frames but its pixel data is too small to hold them.")
+        _check_offset_tables(ds, path, available)
+        _check_fragments(ds, path, available)
+    else:
+        expected = (rows * cols * frames * samples * bits + 7) // 8
+        if available < expected:
+            raise TruncatedFileError(path, f"is truncated: its pixel data holds {available} of the {expected} "
+                                           f"bytes the header announces.")
+
+
+def number_of_frames(ds: Dataset, path: Path) -> int:
+    """Number of Frames, refused when absent-but-invalid, not positive or absurd."""
+    frames = _attr_int(ds, "NumberOfFrames", path, default=1)
+    if frames <= 0:
+        raise LoadError(path, "declares no frames (Number of Frames is zero or negative).")
+    if frames > MAX_FRAMES:
+        raise LoadError(path, f"declares more than {MAX_FRAMES} frames, which no mammogram or tomosynthesis "
+                              f"volume has.")
+    return frames
+
+
+def _check_offset_tables(ds: Dataset, path: Path, available: int) -> None:
+    """An Extended Offset Table must point inside the pixel data (pydicom trusts it)."""
+    if "ExtendedOffsetTable" not in ds:
+        return
+    try:
+        table = bytes(ds.ExtendedOffsetTable)
+        lengths = bytes(ds.get("ExtendedOffsetTableLengths", b"") or b"")
+    except Exception:  # noqa: BLE001 - unreadable value
+        table, lengths = b"x", b""
+    bad = len(table) % 8 or len(lengths) % 8 or (lengths and len(lengths) != len(table))
+    if not bad:
+        offsets = np.frombuffer(table, "<u8")
+        sizes = np.frombuffer(lengths, "<u8") if lengths else np.zeros_like(offsets)
+        bad = bool(np.any(offsets >= available) or np.any(sizes > available)
+                   or np.any(offsets.astype(np.float64) + sizes > available))
+    if bad:
+        raise LoadError(path, "has an Extended Offset Table that points outside its pixel data.")
 
 
 def open_dicom(path: str | os.PathLike, ds: Dataset | None = None) -> Image:
@@ -318,13 +515,19 @@ def open_dicom(path: str | os.PathLike, ds: Dataset | None = None) -> Image:
 
 def _open_dicom(path: Path, ds: Dataset) -> Image:
     _check_pixels(ds, path)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    samples = int(ds.get("SamplesPerPixel", 1))
-    if photometric not in ("MONOCHROME1", "MONOCHROME2") and samples == 1 and photometric != "PALETTE COLOR":
-        raise UnsupportedImageError(path, f"has photometric interpretation {photometric}, not a greyscale image.")
+    raw_photometric = ds.get("PhotometricInterpretation", "MONOCHROME2")
+    if not isinstance(raw_photometric, str):
+        raise LoadError(path, "has several Photometric Interpretation values where one is allowed.")
+    photometric = (raw_photometric or "MONOCHROME2").strip().upper()
+    samples = _attr_int(ds, "SamplesPerPixel", path, default=1)
     if photometric == "PALETTE COLOR":
         raise UnsupportedImageError(path, "is a palette-colour image, not a greyscale mammogram.")
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if samples == 1 and photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        known = photometric if photometric in _COLOUR_PHOTOMETRIC else "an unknown one"
+        raise UnsupportedImageError(path, f"has photometric interpretation {known}, not a greyscale image.")
+    if samples == 3 and photometric not in _COLOUR_PHOTOMETRIC:
+        raise LoadError(path, "has three samples per pixel but no colour photometric interpretation.")
+    n_frames = number_of_frames(ds, path)
     enhanced = "SharedFunctionalGroupsSequence" in ds or "PerFrameFunctionalGroupsSequence" in ds
     sop = str(ds.get("SOPClassUID", ""))
     attrs_cache: dict[int, Dataset] = {}
@@ -338,12 +541,17 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
                     if name in flat:
                         del flat[name]
                 flat.PhotometricInterpretation = "MONOCHROME2"
-            attrs_cache[key] = flat
+            try:
+                attrs_cache[key] = voi.checked(flat)
+            except voi.AttributeProblem as exc:
+                raise LoadError(path, str(exc)) from None
         return attrs_cache[key]
 
     # Frames keep the file's order when their positions are monotonic (either direction, as the
     # vendor wrote them); otherwise they are shown sorted by position along the stack normal.
     positions = _slice_positions(ds, n_frames) if enhanced and n_frames > 1 else None
+    if positions is not None and not np.all(np.isfinite(positions)):
+        positions = None
     order = list(range(n_frames))
     if positions is not None:
         steps = np.diff(positions)
@@ -370,10 +578,13 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
     if "SOPClassUID" in header:
         header["SOPClassUID"] = UID(header["SOPClassUID"]).name
     identity = {name: str(ds.get(name, "") or "") for name in IDENTITY_FIELDS}
+    overlays = overlay_planes_of(ds, int(ds.Rows), int(ds.Columns))
     return Image(
         path=path,
         rows=int(ds.Rows),
         cols=int(ds.Columns),
+        patient_orientation=patient_orientation_of(ds),
+        overlay_planes=overlays,
         n_frames=n_frames,
         source=FrameSource(read=read, attributes=ordered_attributes),
         laterality=laterality,
@@ -385,7 +596,7 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
         modality=str(ds.get("Modality", "") or ""),
         sop_class=UID(sop).name if sop else "",
         transfer_syntax=ts.name if ts is not None else "unknown",
-        bits_stored=int(ds.get("BitsStored", 8)),
+        bits_stored=_attr_int(ds, "BitsStored", path, default=_attr_int(ds, "BitsAllocated", path)),
         presets=presets,
         padding=_padding_range(ds),
         slice_positions=positions,
@@ -395,6 +606,27 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
     )
 
 
+def slice_position(ds: Dataset, fallback: int = 0) -> float:
+    """A legacy slice's position along the stack normal (Image Position / Orientation Patient), then
+    its Slice Location, then its Instance Number; raises ValueError when the one it has is unreadable."""
+    def numbers(name: str, count: int) -> np.ndarray:
+        value = ds[name].value
+        values = np.array([float(v) for v in (value if isinstance(value, (list, tuple)) or
+                                               type(value).__name__ == "MultiValue" else [value])])
+        if values.shape != (count,) or not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} does not hold {count} finite numbers")
+        return values
+
+    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
+        iop = numbers("ImageOrientationPatient", 6)
+        return float(numbers("ImagePositionPatient", 3) @ np.cross(iop[:3], iop[3:]))
+    if "SliceLocation" in ds:
+        return float(numbers("SliceLocation", 1)[0])
+    if ds.get("InstanceNumber") not in (None, ""):
+        return float(numbers("InstanceNumber", 1)[0])
+    return float(fallback)
+
+
 def stack_slices(images: list[Image], headers: list[Dataset]) -> Image:
     """Legacy DBT: single-frame slice files of one series, as one lazily read volume.
 
@@ -402,17 +634,9 @@ def stack_slices(images: list[Image], headers: list[Dataset]) -> Image:
     Patient), then Slice Location, then Instance Number; each slice keeps its own attributes.
     """
 
-    def position(ds: Dataset, fallback: int) -> float:
-        if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
-            iop = np.array([float(v) for v in ds.ImageOrientationPatient])
-            return float(np.array([float(v) for v in ds.ImagePositionPatient]) @ np.cross(iop[:3], iop[3:]))
-        if "SliceLocation" in ds:
-            return float(ds.SliceLocation)
-        return float(ds.get("InstanceNumber", fallback) or fallback)
-
-    order = sorted(range(len(images)), key=lambda i: position(headers[i], i))
+    order = sorted(range(len(images)), key=lambda i: slice_position(headers[i], i))
     images = [images[i] for i in order]
-    positions = [position(headers[i], i) for i in order]
+    positions = [slice_position(headers[i], i) for i in order]
     first = images[0]
 
     def read(index: int) -> np.ndarray:

@@ -10,6 +10,7 @@ as a lookup table, which is exact and about ten times faster than running it per
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -165,6 +166,9 @@ class Image:
     patient_orientation: tuple[str, str] | None = None
     #: Overlay planes (60xx), each a boolean mask of the image's size (origin applied, clipped)
     overlay_planes: list[OverlayPlane] = field(default_factory=list, repr=False)
+    #: Renames a LoadError raised while reading this image (a file found in a folder is named by
+    #: position and key, not by its name on the disk); set by open_path
+    relabel: Callable[[Exception], object] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -191,13 +195,23 @@ class Image:
             if index in self._cache:
                 self._cache.move_to_end(index)
                 return self._cache[index]
-        frame = self.source.read(index)
+        with self._errors_labelled():
+            frame = self.source.read(index)
         with self._lock:
             self.decoded_frames += 1
             self._cache[index] = frame
             while len(self._cache) > max(1, self.cache_frames):
                 self._cache.popitem(last=False)
         return frame
+
+    @contextlib.contextmanager
+    def _errors_labelled(self):
+        try:
+            yield
+        except Exception as exc:
+            if self.relabel is not None and hasattr(exc, "pseudonymise"):
+                self.relabel(exc)
+            raise
 
     def cached_frames(self) -> list[int]:
         with self._lock:
@@ -206,16 +220,17 @@ class Image:
     def modality_values(self, index: int = 0) -> np.ndarray:
         """Frame after the Modality LUT (Rescale or Modality LUT Sequence), as float32."""
         arr = self.stored(index)
-        attrs = self.source.attributes(index)
-        if attrs is None:
-            return arr.astype(np.float32)
         from inference.errors import LoadError
         from inference.studies import voi
 
-        try:
-            return np.asarray(voi.modality(arr, attrs), dtype=np.float32)
-        except voi.AttributeProblem as exc:
-            raise LoadError(self.path, str(exc)) from None
+        with self._errors_labelled():
+            attrs = self.source.attributes(index)
+            if attrs is None:
+                return arr.astype(np.float32)
+            try:
+                return np.asarray(voi.modality(arr, attrs), dtype=np.float32)
+            except voi.AttributeProblem as exc:
+                raise LoadError(self.path, str(exc)) from None
 
     def padding_mask(self, index: int = 0) -> np.ndarray | None:
         """True where the stored value is Pixel Padding (outside the imaged area)."""
@@ -238,12 +253,13 @@ class Image:
         if preset.kind == "range":
             preset = self.range_window(index)
         arr = self.stored(index)
-        attrs = self.source.attributes(index)
-        if np.issubdtype(arr.dtype, np.integer) and arr.itemsize <= 2:
-            lo, lut = self._lut(attrs, preset, arr.dtype)
-            out = np.take(lut, arr.astype(np.int32) - lo if lo else arr, mode="clip")
-        else:
-            out = self._display_chain(arr, attrs, preset)
+        with self._errors_labelled():
+            attrs = self.source.attributes(index)
+            if np.issubdtype(arr.dtype, np.integer) and arr.itemsize <= 2:
+                lo, lut = self._lut(attrs, preset, arr.dtype)
+                out = np.take(lut, arr.astype(np.int32) - lo if lo else arr, mode="clip")
+            else:
+                out = self._display_chain(arr, attrs, preset)
         mask = self.padding_mask(index)
         if mask is not None and mask.any():
             out[mask] = 0.0

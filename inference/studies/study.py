@@ -8,6 +8,7 @@ display uses the pseudonymous patient key ("Patient 1", ...).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ _SIDECAR_SUFFIXES = {".csv", ".txt", ".json", ".md", ".npy", ".npz", ".xml", ".h
 # to show: folders named like this, and files whose name ends like this, are skipped.
 _MASK_FOLDERS = {"mask", "masks", "roi", "rois"}
 _MASK_SUFFIXES = ("_mask", "_masks", "_roi")
+
+log = logging.getLogger("mammolens.studies")
+
+#: The sentence of a file that failed in a way mammolens does not expect (the log has the details).
+INTERNAL_ERROR = "cannot be opened because of an internal error (details in the log)."
 
 
 
@@ -79,8 +85,13 @@ class StudySet:
     def studies(self) -> list[Study]:
         return [st for p in self.patients for st in p.studies]
 
-    def describe(self) -> str:
-        """Human summary for `mammolens info`; contains no identifier."""
+    def unreadable(self, identifiers: bool = False) -> list[str]:
+        """One sentence per file that could not be read: by position and key, or by base name when
+        the user asked for identifiers."""
+        return [f.identified() if identifiers else str(f) for f in self.failures]
+
+    def describe(self, identifiers: bool = False) -> str:
+        """Human summary for `mammolens info`; contains no identifier unless ``identifiers``."""
         lines = [f"{self.root.name or self.root}: {len(self.patients)} patient(s), "
                  f"{len(self.studies())} study(ies), {len(self.images())} image(s), "
                  f"{len(self.failures)} unreadable file(s)"]
@@ -94,7 +105,7 @@ class StudySet:
                                  f"{series.description or ''} ({len(series.images)} image(s))".rstrip())
                     for image in order_views(series.images):
                         lines.append(f"      {image.summary()}")
-        for failure in self.failures:
+        for failure in self.unreadable(identifiers):
             lines.append(f"cannot read {failure}")
         return "\n".join(lines)
 
@@ -128,9 +139,11 @@ def _dicomdir_files(path: Path) -> list[Path]:
         raise LoadError(path, "is named DICOMDIR but holds no directory records.")
     try:
         fileset = FileSet(ds)
-    except Exception as exc:
-        raise LoadError(path, f"is a DICOMDIR that cannot be parsed ({exc}).") from exc
-    return [Path(instance.path) for instance in fileset]
+        return [Path(instance.path) for instance in fileset]
+    except Exception as exc:  # noqa: BLE001 - pydicom's FileSet raises many types on a broken directory
+        log.info("DICOMDIR not usable: %s", type(exc).__name__)
+        raise LoadError(path, "is a DICOMDIR whose directory records are broken (they do not form a valid "
+                              "patient / study / series / image tree).") from None
 
 
 def _labels_beside(root: Path) -> dict[str, tuple[str, str]]:
@@ -183,6 +196,12 @@ def open_path(path: str | os.PathLike, progress: Progress | None = None) -> Stud
             failures.append(exc)
         except MammolensError as exc:
             failures.append(LoadError(f, str(exc)))
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one file never stops the others
+            log.warning("opening file %d of %d failed unexpectedly: %s", i + 1, len(files), type(exc).__name__,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            failures.append(LoadError(f, INTERNAL_ERROR))
     if progress:
         progress(len(files), len(files), "")
     if not loaded:
@@ -190,12 +209,30 @@ def open_path(path: str | os.PathLike, progress: Progress | None = None) -> Stud
             raise failures[0]
         if not failures:
             raise EmptyFolderError(root, "holds no image files.")
-        raise LoadError(root, f"holds no readable image: all {len(failures)} file(s) failed "
-                              f"(first: {failures[0]}).")
-    return StudySet(root=root, patients=_group(loaded, stack_slices), failures=failures)
+        raise LoadError(root, f"holds no readable image: all {len(failures)} file(s) failed.")
+    if not root.is_file() or root.name.upper() == "DICOMDIR":
+        # files found on the disk are named by position and key: their names may be patients' names
+        position = {f: i for i, f in enumerate(files, 1)}
+
+        def relabel(exc) -> None:
+            exc.pseudonymise(position.get(exc.path, 0), len(files))
+
+        for image, _ in loaded:
+            image.relabel = relabel
+    else:
+        relabel = None
+    patients = _group(loaded, stack_slices, failures)
+    if relabel is not None:
+        for failure in failures:
+            relabel(failure)
+    if not any(st.images() for p in patients for st in p.studies):
+        if root.is_file():
+            raise failures[0]
+        raise LoadError(root, f"holds no readable image: all {len(failures)} file(s) failed.")
+    return StudySet(root=root, patients=patients, failures=failures)
 
 
-def _group(loaded, stack_slices) -> list[Patient]:
+def _group(loaded, stack_slices, failures: list[LoadError]) -> list[Patient]:
     """Patient / study / series tree; legacy DBT slice files become one volume per series view."""
     tree: dict[str, dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for image, header in loaded:
@@ -215,7 +252,7 @@ def _group(loaded, stack_slices) -> list[Patient]:
                 s_ident = members[0][0].identity
                 series = Series(uid=series_uid, number=s_ident.get("SeriesNumber", ""),
                                 description=s_ident.get("SeriesDescription", ""), modality=s_ident.get("Modality", ""))
-                series.images = _merge_legacy_slices(members, stack_slices)
+                series.images = _merge_legacy_slices(members, stack_slices, failures)
                 study.series.append(series)
             # 2D series in hanging order, then volumes
             study.series.sort(key=lambda s: (any(im.is_volume for im in s.images),
@@ -226,14 +263,23 @@ def _group(loaded, stack_slices) -> list[Patient]:
     return patients
 
 
-def _merge_legacy_slices(members, stack_slices) -> list[Image]:
-    """Single-frame tomosynthesis slices of one series and view become one volume."""
+def _merge_legacy_slices(members, stack_slices, failures: list[LoadError]) -> list[Image]:
+    """Single-frame tomosynthesis slices of one series and view become one volume; a slice whose
+    position cannot be read is left out of it (one failure) and never stops the others."""
+    from inference.studies.dicom_io import slice_position
+
     out: list[Image] = []
     groups: dict[tuple, list] = defaultdict(list)
     for image, header in members:
         slice_like = (header is not None and image.n_frames == 1 and image.is_tomosynthesis
                       and ("ImagePositionPatient" in header or "SliceLocation" in header))
         if slice_like:
+            try:
+                slice_position(header)
+            except (ValueError, TypeError, KeyError, OverflowError):
+                failures.append(LoadError(image.path, "is a tomosynthesis slice whose position cannot be read; "
+                                                      "it is left out of its volume."))
+                continue
             groups[(image.laterality, image.view, image.rows, image.cols)].append((image, header))
         else:
             out.append(image)
