@@ -237,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="synthesis bundle folder or name (default: the first synthesis bundle found)")
     p.add_argument("--format", default="png8,png16,dicom",
                    help="comma-separated: png8, png16, dicom (default all three)")
+    p.add_argument("--grid", type=Path, metavar="PNG", help="also write a contact sheet, one row per class")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     p = sub.add_parser(
@@ -492,6 +493,12 @@ def _synthesize(args) -> int:
     for label in labels:
         patches += generate_patches(engine, label, args.n, args.seed, args.truncation)
     summary = export_patches(patches, args.out, [f.strip() for f in args.format.split(",") if f.strip()])
+    if args.grid:
+        from app.synthesis import contact_sheet
+        from inference.files import atomic_write_bytes
+        from inference.images import png_bytes
+
+        atomic_write_bytes(args.grid, png_bytes(contact_sheet(patches, columns=args.n)))
     print(f"wrote {len(summary.files)} file(s) for {len(patches)} {'/'.join(labels)} patch(es) of "
           f"{engine.bundle.label} (seed {args.seed}) to {args.out}; list: {summary.csv.name}")
     return 0

@@ -151,10 +151,14 @@ def test_cli_synthesize(tmp_path, tiny_synthesis, capsys):
 
     out = tmp_path / "aug"
     rc = main(["synthesize", "--class", "all", "--n", "2", "--seed", "1", "--out", str(out),
-               "--model", str(tiny_synthesis[2]), "--device", "cpu", "--format", "png8,dicom"])
+               "--model", str(tiny_synthesis[2]), "--device", "cpu", "--format", "png8,dicom",
+               "--grid", str(tmp_path / "grid.png")])
     assert rc == 0
     assert len(list(out.glob("*.png"))) == 8 and len(list(out.glob("*.dcm"))) == 8
     assert "wrote 16 file(s)" in capsys.readouterr().out
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "grid.png").shape == (4 * 32, 2 * 32)  # one row per class
 
 
 @pytest.mark.parametrize("args, words", [(["--class", "nodule", "--n", "2"], "Unknown class 'nodule'"),
