@@ -297,3 +297,21 @@ def test_user_inception_onnx_for_the_real_fid(tmp_path):
     feats = inception_features(path, images, batch=2)
     assert feats.shape == (5, 27)
     assert frechet_features(feats, feats) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_networks_follow_the_paper_tables_at_64_and_128():
+    torch = pytest.importorskip("torch")
+    from training.synthesis import PRESETS
+    from training.synthesis.networks import Discriminator, Generator
+
+    assert PRESETS["paper"]["lr_g"] == 1e-5 and PRESETS["paper"]["lr_d"] == 1e-4 and PRESETS["paper"]["batch"] == 32
+    for resolution in (64, 128):
+        g = Generator(noise_dim=100, classes=4, resolution=resolution, width=32).eval()
+        d = Discriminator(classes=4, resolution=resolution, width=4).eval()
+        code = torch.cat([torch.rand(3, 100) * 2 - 1, torch.eye(4)[:3]], 1)
+        with torch.no_grad():
+            patch = g(code)
+            assert patch.shape == (3, 1, resolution, resolution) and patch.abs().max() <= 1
+            assert d(patch, torch.eye(4)[:3]).shape == (3,)
+    convs = [m for m in Generator(width=1024).modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.out_channels for c in convs] == [512, 256, 128, 64] and all(c.kernel_size == (5, 5) for c in convs)
