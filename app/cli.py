@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card", action=argparse.BooleanOptionalAction, default=True,
                    help="add the result to the bundle's card (default on)")
     p.add_argument("--json", type=Path, help="also write the result here")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where ONNX Runtime runs the generator (default auto: the GPU when it works, else CPU)")
 
     p = sub.add_parser("dataset", help="dataset tools")
     dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
