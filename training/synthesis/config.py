@@ -19,6 +19,7 @@ class. ``resolution`` 64 (the paper's) or 128.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from training.loop import TrainConfig
 
@@ -45,6 +46,26 @@ class SynthesisConfig(TrainConfig):
     min_side: float = 32.0  # ... and at least this many film pixels
     ema_decay: float = 0.0  # the paper keeps no average: the exported generator is the trained one
     validate_every: int = 0  # synthesis has no anomaly score to validate; quality is `evaluate`'s job
+
+    HELP: ClassVar[dict[str, str]] = {
+        "resolution": "patch size in pixels, 4 x a power of two (paper 64; 128 also works)",
+        "noise_dim": "length of the uniform noise vector (paper 100)",
+        "g_width": "generator channels at 4 x 4, halved per upsampling (paper 1024)",
+        "d_width": "discriminator channels of its first layer, doubled per layer (paper 64)",
+        "lr_g": "Adam learning rate of the generator (paper 1e-5)",
+        "lr_d": "Adam learning rate of the discriminator (paper 1e-4)",
+        "beta1": "Adam beta1 (paper 0.5)",
+        "beta2": "Adam beta2 (paper 0.999)",
+        "eps": "Adam epsilon (paper 1e-8)",
+        "label_smoothing": "one-sided label smoothing: real targets 1 - this (paper 0.1)",
+        "g_dropout": "dropout after each generator layer while training (paper 0.5)",
+        "d_dropout": "dropout after each discriminator layer (paper 0.5)",
+        "augment": "random flips and quarter turns of the real patches (not in the paper)",
+        "classes": "comma-separated lesion classes to train on (empty: every class of the labels file; one "
+                   "class: the paper's one model per class)",
+        "margin": "ROI crop side as a multiple of the lesion box's longer side",
+        "min_side": "smallest ROI crop side in film pixels",
+    }
 
 
 PRESETS = {
