@@ -3,7 +3,12 @@
 1. ``hanging-overlay.png``: the demo study hung 2 x 2 with the HealthyGAN overlay on all views;
 2. ``dbt-overlay.png``: the DBT volume in one view, on a slice of its lesion, with the overlay
    and the ground-truth box;
-3. ``roi-measurement.png``: a rectangle, an ellipse and a distance measured on a mammogram.
+3. ``roi-measurement.png``: a rectangle, an ellipse and a distance measured on a mammogram;
+0. ``first-run.png``: the window before anything is open (what to do);
+4. ``inpaint-rectangle.png``: the inpainting overlay and a completed rectangle (when an inpainting
+   bundle is installed);
+5. ``synthesis-pane.png``: generated lesion patches in the synthesis pane (when a synthesis bundle
+   is installed).
 
 The HealthyGAN bundle is ``healthygan-phantom`` when it is installed (resources/models, the user's
 models folder, $MAMMOLENS_MODELS, ``--models``), else the first translation bundle found.
@@ -32,13 +37,17 @@ def _settle(app, controller, timeout_s: float = 120.0) -> None:
 
 
 def take(out: Path, models_dirs=(), size=(1600, 1000)) -> list[Path]:
-    from app.gui import _application, build_window, demo_study_path, save_widget_png
+    from app.gui import _application, build_window, demo_study_path, has_display, save_widget_png
 
     os.environ.setdefault("MAMMOLENS_SETTINGS", str(Path(tempfile.mkdtemp()) / "settings.ini"))
-    app = _application(offscreen=True)
+    app = _application(offscreen=not has_display())  # the real window under X (xvfb-run), else offscreen
     window, controller = build_window(models_dirs=models_dirs)
     window.resize(*size)
     window.show()
+    out.mkdir(parents=True, exist_ok=True)
+    for _ in range(5):
+        app.processEvents()
+    first_run = save_widget_png(window, out / "first-run.png")
     studies = controller.studies.open(demo_study_path())
     if studies is None:
         raise SystemExit("the bundled demo study could not be opened")
@@ -48,8 +57,7 @@ def take(out: Path, models_dirs=(), size=(1600, 1000)) -> list[Path]:
         print("no translation (HealthyGAN) bundle found: the screenshots show no overlay", file=sys.stderr)
     else:
         print(f"overlay: {bundle.name} {bundle.version} ({bundle.path})")
-    out.mkdir(parents=True, exist_ok=True)
-    shots = []
+    shots = [first_run]
 
     # 1. the hanging with the overlay on all four views
     if bundle is not None:
@@ -85,6 +93,34 @@ def take(out: Path, models_dirs=(), size=(1600, 1000)) -> list[Path]:
     window.measurements_dock.raise_()
     _settle(app, controller)
     shots.append(save_widget_png(window, out / "roi-measurement.png"))
+
+    # 4. inpainting: its map, then a rectangle completed from its surroundings
+    inpainting = next((b for b in controller.overlays.method_bundles if b.method == "inpainting"), None)
+    if inpainting is not None:
+        session.clear_shapes(image)
+        controller.overlays.toggle_method(inpainting, True)
+        _settle(app, controller, 600.0)
+        session.add_shape(image, "rect", x0, y0, x1, y1)
+        controller.roi.inpaint_roi()
+        _settle(app, controller)
+        if controller.roi.completion is not None:
+            controller.roi.completion.in_place.setChecked(True)
+            for _ in range(5):
+                app.processEvents()
+            shots.append(save_widget_png(window, out / "inpaint-rectangle.png"))
+            shots.append(save_widget_png(controller.roi.completion, out / "inpaint-dialog.png"))
+            controller.roi.completion.close()
+
+    # 5. synthesis: a grid of generated patches of the bundle's last class
+    pane = window.synthesis
+    if pane.generate.isEnabled():
+        window.synthesis_dock.raise_()
+        pane.lesion_class.setCurrentIndex(0)
+        pane.count.setValue(24)
+        pane.seed.setValue(1)
+        pane.generate.click()
+        _settle(app, controller)
+        shots.append(save_widget_png(window, out / "synthesis-pane.png"))
     controller.shutdown()
     window.close()
     return shots
