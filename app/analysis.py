@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.files import atomic_write_bytes, atomic_write_text, safe_file_name
+from inference.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    safe_file_name,
+    staged_folder,
+)
 
 
 def load_engine(method: str, model: str | None = None, device: str = "auto"):
@@ -29,9 +34,30 @@ def load_engine(method: str, model: str | None = None, device: str = "auto"):
 
 
 
-def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str | None = None, device: str = "auto",
-                 all_slices: bool = False, progress=None, cancel=None, parameters: dict | None = None) -> dict:
-    """Run ``method`` on every image under ``path``; write maps, overlays and a score table."""
+def analyze_path(path: str | Path, method: str, out: str | Path, **options) -> dict:
+    """Run ``method`` on every image under ``path``; write maps, overlays and a score table.
+
+    The outputs are one set: written into a hidden sibling of ``out`` and swapped in when all are
+    written, so ``out`` holds either the previous run's files or this run's, never a mix, and an
+    interrupted run leaves no temporaries (the next run cleans what a killed one left). ``out``
+    must be new, empty or an earlier analyze output. Options: see :func:`_analyze_into`.
+    """
+    from inference.errors import MammolensError
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(p for p in out.iterdir() if not p.name.startswith("."))
+                                              and not (out / "results.json").is_file())):
+        raise MammolensError(f"{out.name}: analyze writes its outputs as one set and would replace what this "
+                             f"folder holds; choose a new or empty folder, or an earlier analyze output.")
+    with staged_folder(out) as staging:
+        return _analyze_into(path, method, staging, **options)
+
+
+def _analyze_into(path: str | Path, method: str, out: Path, *, model: str | None = None, device: str = "auto",
+                  all_slices: bool = False, progress=None, cancel=None, parameters: dict | None = None,
+                  identifiers: bool = False) -> dict:
+    """Run ``method`` on every image under ``path``; write maps, overlays and a score table into ``out``
+    (unreadable files are listed by position and key unless ``identifiers``)."""
     from app.heatmap import calibrated_style, npy_bytes, overlay_png
     from inference.studies.study import open_path
 
@@ -101,7 +127,7 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     summary = {"method": engine.spec.method, "parameters": run_arguments, "fallback_reason": engine.fallback_reason,
                "bundle": engine.bundle.name, "bundle_version": engine.bundle.version,
                "provider": engine.provider, "images": len(jobs), "results": records,
-               "unreadable": [str(f) for f in studies.failures]}
+               "unreadable": studies.unreadable(identifiers)}
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(records[0]) if records else ["image"], lineterminator="\n")

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="list the patients / studies / series / views found under PATH")
     p.add_argument("path", type=Path, help="a file, folder or DICOMDIR; unreadable files are listed, not fatal")
+    p.add_argument("--identifiers", action="store_true",
+                   help="name unreadable files by their file names (which can carry patients' names); "
+                        "by default they are named by position and a key")
 
     p = sub.add_parser("phantom", help="simulate mammograms / DBT volumes with lesions and write DICOM + labels")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -183,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True,
                    help="folder for the maps (.npy), overlays (.png), results.json and results.csv")
     p.add_argument("--all-slices", action="store_true", help="DBT: every slice, not only the central one")
+    p.add_argument("--identifiers", action="store_true",
+                   help="name unreadable files by their file names (which can carry patients' names); "
+                        "by default they are named by position and a key")
 
     p = sub.add_parser(
         "inpaint", help="complete a box of an image with an inpainting bundle: original, completion, error, scores",
@@ -336,7 +342,7 @@ def _dispatch(args) -> int:
         from inference.studies.study import open_path
 
         studies = open_path(args.path)
-        print(studies.describe())
+        print(studies.describe(identifiers=args.identifiers))
         return 0
     if args.command == "phantom":
         return _phantom(args)
@@ -360,7 +366,8 @@ def _dispatch(args) -> int:
         spec = get(args.method)
         summary = analyze_path(args.path, args.method, args.out, model=args.model,
                                device=getattr(args, "param_device", None) or "auto",
-                               all_slices=args.all_slices, progress=console_progress, parameters=_parameters(args, spec))
+                               all_slices=args.all_slices, progress=console_progress, parameters=_parameters(args, spec),
+                               identifiers=args.identifiers)
         print(file=sys.stderr)
         for r in summary["results"]:
             slice_text = f" slice {r['slice']}" if r["slice"] else ""

@@ -43,13 +43,13 @@ folder of bundle folders (or a bundle folder itself).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -521,9 +521,9 @@ def _parse_networks(r: _Reader, data: Any, method: str, folder: Path) -> dict[st
     return parsed
 
 
-def _parse(folder: Path, data: Any) -> Bundle:
+def _parse(folder: Path, data: Any, label: str | None = None) -> Bundle:
     """Validate model.json content for ``folder``; files and hashes are checked last (the slow part)."""
-    r = _Reader(folder.name)
+    r = _Reader(label or folder.name)
     if not isinstance(data, dict):
         raise r.error(f"model.json must hold a JSON object, not {type(data).__name__}.")
     r.no_unknown(data, _TOP_FIELDS, "")
@@ -604,29 +604,29 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
 # writing
 
 
-def _place_network(folder: Path, role: str, source: Path, taken: dict[Path, str]) -> Path:
-    """The network's path inside the bundle: kept where it is if already inside, else copied to ``<role>.onnx``."""
+def _place_network(stage: Path, final: Path, role: str, source: Path, taken: dict[Path, str]) -> Path:
+    """The network's file in the staging folder: at its relative place when it already lies inside the
+    bundle folder ``final`` (or the stage; hard-linked when possible), else copied as ``<role>.onnx``."""
     source = source.expanduser()
     if not source.is_file():
-        raise BundleError(f"{folder.name}: networks.{role}: {source} does not exist.")
-    root = folder.resolve()
-    if source.resolve().is_relative_to(root):
-        target = source.resolve()
-    else:
-        target = root / f"{role}.onnx"
-        if target in taken:
-            raise BundleError(f"{folder.name}: networks.{role}: cannot copy {source.name} to {target.name}, "
-                              f"which holds the '{taken[target]}' network.")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=root)
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        raise BundleError(f"{final.name}: networks.{role}: {source} does not exist.")
+    resolved = source.resolve()
+    inside = next((resolved.relative_to(root) for root in (stage.resolve(), final.resolve())
+                   if resolved.is_relative_to(root)), None)
+    target = stage.resolve() / (inside if inside is not None else f"{role}.onnx")
     if target in taken:
-        raise BundleError(f"{folder.name}: networks.{role} and networks.{taken[target]} are the same file.")
+        if inside is not None:
+            raise BundleError(f"{final.name}: networks.{role} and networks.{taken[target]} are the same file.")
+        raise BundleError(f"{final.name}: networks.{role}: cannot copy {source.name} to {target.name}, "
+                          f"which holds the '{taken[target]}' network.")
+    if resolved != target:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if inside is None:
+                raise OSError("a file from outside is copied: a link would change when its source is rewritten")
+            os.link(resolved, target)  # the old bundle folder goes away after the swap
+        except OSError:
+            shutil.copyfile(resolved, target)
     taken[target] = role
     return target
 
@@ -639,13 +639,28 @@ def write_bundle(folder: str | os.PathLike, *, name: str, version: str, method: 
     """Write a bundle into ``folder`` and return it loaded (so it is validated exactly as users will load it).
 
     ``networks`` maps role to an ONNX file path (copied into the folder as ``<role>.onnx`` when
-    it lies outside), or to ``{"path": ..., "inputs": [...], "outputs": [...]}`` to give the
-    tensor names; without names a CPU ONNX Runtime session reads them, and the static input size
-    is checked against ``input`` at the same time. model.json is written atomically and only
-    after everything validated, so a failed export never leaves a half-valid bundle behind.
+    it lies outside; kept at its place when inside), or to ``{"path": ..., "inputs": [...],
+    "outputs": [...]}`` to give the tensor names; without names a CPU ONNX Runtime session reads
+    them, and the static input size is checked against ``input`` at the same time.
+
+    The bundle is written as a set: into a hidden sibling folder, validated, then swapped in
+    (:func:`inference.files.staged_folder`), so ``folder`` holds the previous good bundle or the
+    new one, never a mix; a failed or killed write leaves the old bundle and no temporaries.
+    Other files of an old bundle folder (an evaluation card) do not carry over: they described it.
     """
-    folder = Path(folder).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
+    from inference.files import staged_folder
+
+    final = Path(folder).expanduser()
+    with staged_folder(final) as stage:
+        _write_bundle_files(stage, final, name=name, version=version, method=method, networks=networks,
+                            input=input, parameters=parameters, calibration=calibration, provenance=provenance,
+                            description=description)
+    return load_bundle(final)
+
+
+def _write_bundle_files(folder: Path, final: Path, *, name, version, method, networks, input, parameters,
+                        calibration, provenance, description) -> None:
+    """The bundle's files in the staging ``folder``; messages name the ``final`` folder."""
     taken: dict[Path, str] = {}
     entries: dict[str, dict] = {}
     shapes: dict[str, dict] = {}
@@ -657,8 +672,8 @@ def write_bundle(folder: str | os.PathLike, *, name: str, version: str, method: 
             given_inputs, given_outputs = source.get("inputs"), source.get("outputs")
             source = source.get("path", source.get("file"))
             if source is None:
-                raise BundleError(f"{folder.name}: networks.{role} needs a 'path' to its ONNX file.")
-        target = _place_network(folder, role, Path(source), taken)
+                raise BundleError(f"{final.name}: networks.{role} needs a 'path' to its ONNX file.")
+        target = _place_network(folder, final, role, Path(source), taken)
         if given_inputs is None or given_outputs is None:
             from inference.runtime import create_session
 
@@ -667,7 +682,7 @@ def write_bundle(folder: str | os.PathLike, *, name: str, version: str, method: 
             except (KeyboardInterrupt, SystemExit, MemoryError):
                 raise
             except Exception:  # noqa: BLE001 - ONNX Runtime's own types
-                raise BundleError(f"{folder.name}: networks.{role}: {Path(source).name[:80]} is not an ONNX model "
+                raise BundleError(f"{final.name}: networks.{role}: {Path(source).name[:80]} is not an ONNX model "
                                   f"ONNX Runtime can load.") from None
             shapes[role] = session.inputs
             given_inputs = given_inputs or list(session.inputs)
@@ -688,13 +703,13 @@ def write_bundle(folder: str | os.PathLike, *, name: str, version: str, method: 
     try:
         text = json.dumps(data, indent=2, default=_json_default, allow_nan=True)
     except (TypeError, ValueError) as exc:
-        raise BundleError(f"{folder.name}: model.json content is not JSON-serialisable ({exc}).") from None
-    bundle = _parse(folder, json.loads(text))
+        raise BundleError(f"{final.name}: model.json content is not JSON-serialisable ({exc}).") from None
+    bundle = _parse(folder, json.loads(text), label=final.name)
+    named = dataclasses.replace(bundle, path=final)  # its sentences name the final folder, not the stage
     for role, role_shapes in shapes.items():
-        bundle.check_input_size(role, role_shapes)
+        named.check_input_size(role, role_shapes)
     # written in its normalised form: defaults filled in, so the file says everything that applies
     atomic_write_text(folder / MODEL_JSON, json.dumps(bundle.to_dict(), indent=2) + "\n")
-    return load_bundle(folder)
 
 
 # ---------------------------------------------------------------------------------------------

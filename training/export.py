@@ -11,9 +11,7 @@ leaves half a bundle.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -162,8 +160,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
                   "training_sets": {k: run[k] for k in ("set_a", "set_b") if k in run},
                   "paper_iterations": type(method).paper_iterations(), "config": asdict(cfg),
                   "training_data_recipe": data_recipe(Path(cfg.labels))}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    from inference.files import new_staging, replace_folder
+
+    staging = new_staging(out)  # the bundle appears as a set, calibrated, or not at all
     try:
         bundle = write_network_bundle(method, ema, staging, name=name or out.name, version=version,
                                       provenance=provenance,
@@ -180,25 +179,11 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
 
             atomic_write_text(staging / "model.json", json.dumps(data, indent=2) + "\n")
             load_bundle(staging)
-        _replace_folder(staging, out)
+        replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return load_bundle(out)
-
-
-def _replace_folder(staging: Path, out: Path) -> None:
-    """Move a finished folder into place; an old folder of that name is swapped out, then removed."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp made it private; a bundle folder is not
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def data_recipe(labels: Path) -> str:

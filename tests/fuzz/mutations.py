@@ -152,11 +152,20 @@ def _write(ds) -> bytes:
 
 
 def _set(ds, keyword: str, value, vr: str | None = None) -> None:
+    """Set a header value exactly as given: a string goes in as raw bytes (pydicom would refuse to
+    convert "0x10" or "abc" to a DS), so the file carries what an attacker wrote."""
     from pydicom.datadict import dictionary_VR, tag_for_keyword
-    from pydicom.dataelem import DataElement
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.tag import Tag
 
     tag = tag_for_keyword(keyword)
-    ds[tag] = DataElement(tag, vr or dictionary_VR(tag).split(" or ")[0], value)
+    vr = vr or dictionary_VR(tag).split(" or ")[0]
+    if isinstance(value, str):
+        raw = value.encode("latin-1")
+        raw += b" " * (len(raw) % 2)
+        ds[tag] = RawDataElement(Tag(tag), vr, len(raw), raw, 0, False, True)
+    else:
+        ds[tag] = DataElement(tag, vr, value)
 
 
 def _structural(rng: random.Random, data: bytes) -> tuple[bytes, str, list[str]]:
