@@ -19,8 +19,11 @@ def test_info_lists_views_and_failures_without_names(tmp_path, phantom_study, ca
     assert main(["info", str(dst)]) == 0
     out = capsys.readouterr().out
     assert "R-CC" in out and "L-MLO" in out and "slices" in out
-    assert "bad.dcm: is not a DICOM file" in out
+    # a file found in the folder is named by position and key (file names can be patients' names)
+    assert "bad.dcm" not in out and ": is not a DICOM file" in out and "(key " in out
     assert "PHANTOM" not in out, "patient names and IDs are never printed"
+    assert main(["info", str(dst), "--identifiers"]) == 0
+    assert "bad.dcm: is not a DICOM file" in capsys.readouterr().out
 
 
 def test_info_on_bad_file_is_one_sentence_and_status_2(tmp_path, capsys):

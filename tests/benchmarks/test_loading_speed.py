@@ -140,3 +140,37 @@ def test_time_to_first_pixels(files):
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "loading.json").write_text(json.dumps(results, indent=2))
     print("\n" + json.dumps(results, indent=2))
+
+
+J2K_FIRST_PIXELS = """
+    import time
+    t0 = time.perf_counter()
+    from inference.studies.study import open_path
+    if {plugin!r} != "imagecodecs":  # the openjpeg plugin alone, as before inference.studies.codecs
+        from pydicom.pixels.decoders import base
+        for decoder in (base.JPEG2000LosslessDecoder, base.JPEG2000Decoder):
+            decoder._available.pop("imagecodecs", None)
+    image = open_path({path!r}).images()[0]
+    frame = image.display(0)
+    RESULT = {{"seconds": time.perf_counter() - t0, "checksum": float(frame.astype("float64").sum())}}
+"""
+
+
+def test_jpeg2000_first_pixels_by_decoder(files):
+    """First displayed pixels of a full-field JPEG 2000 mammogram: imagecodecs (the default) against the
+    pylibjpeg-openjpeg plugin; the same pixels either way."""
+    from tests.conftest import SHARED_DATA
+
+    paths = {"phantom MG 3328 x 4084 J2K lossless": str(files["mg_j2k"])}
+    real = SHARED_DATA / "dicom-real" / "MG1_J2KI.dcm"
+    if real.is_file():
+        paths["MG1_J2KI.dcm 4664 x 3064 J2K"] = str(real)
+    results = {}
+    for label, path in paths.items():
+        runs = {plugin: _best(J2K_FIRST_PIXELS.format(path=path, plugin=plugin))
+                for plugin in ("imagecodecs", "pylibjpeg")}
+        assert runs["imagecodecs"]["checksum"] == runs["pylibjpeg"]["checksum"]
+        results[label] = {k: round(v["seconds"], 3) for k, v in runs.items()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "jpeg2000.json").write_text(json.dumps(results, indent=2))
+    print("\n" + json.dumps(results, indent=2))

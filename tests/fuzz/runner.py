@@ -21,8 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _budget() -> int:
-    from inference.studies.limits import memory_budget
-
+    try:
+        from inference.studies.limits import memory_budget
+    except ImportError:  # a tree from before the budget existed (the harness measures "before" too)
+        return 1 << 30
     return memory_budget()
 
 
