@@ -315,7 +315,7 @@ def _frame_reader(path: Path, photometric: str, samples: int) -> Callable[[int],
             except (ValueError, AttributeError, KeyError):
                 # pixel_array(path) parses the file its own, stricter way; some valid files
                 # (odd offset tables) only decode through a full dataset
-                arr = pixel_array(pydicom.dcmread(path, force=True), index=index)
+                arr = pixel_array(pydicom.dcmread(path, force=True, defer_size=4096), index=index)
         except _NOT_THE_FILE:
             raise
         except BaseException as exc:  # noqa: BLE001 - decoder panics (pyo3) are BaseExceptions
@@ -389,6 +389,16 @@ def _pixel_data_offset(ds: Dataset) -> int | None:
     return int(tell) if tell is not None else None
 
 
+def _pixel_data_length(ds: Dataset) -> int | None:
+    """The Pixel Data element's declared length (None when undefined: encapsulated)."""
+    try:
+        raw = ds.get_item("PixelData", keep_deferred=True)
+    except Exception:  # noqa: BLE001
+        return None
+    length = getattr(raw, "length", None)
+    return None if length is None or length == 0xFFFFFFFF else int(length)
+
+
 def _pixel_bytes_available(ds: Dataset, path: Path) -> int | None:
     """How many bytes the file holds from the start of the Pixel Data value (it is never read here)."""
     tell = _pixel_data_offset(ds)
@@ -410,6 +420,7 @@ def _check_fragments(ds: Dataset, path: Path, available: int) -> None:
     with open(path, "rb") as handle:
         handle.seek(tell)
         left = available
+        first = True
         while left >= 8:
             header = handle.read(8)
             if len(header) < 8:
@@ -424,7 +435,15 @@ def _check_fragments(ds: Dataset, path: Path, available: int) -> None:
             if length > left:
                 raise TruncatedFileError(path, "has a pixel data fragment longer than the bytes left in the file "
                                                "(truncated or corrupt).")
-            handle.seek(length, os.SEEK_CUR)
+            if first and length:
+                # the Basic Offset Table: pydicom reads from one offset to the next in one go
+                table = np.frombuffer(handle.read(length - length % 4), "<u4").astype(np.int64)
+                handle.seek(length % 4, os.SEEK_CUR)
+                if length % 4 or table[0] != 0 or np.any(np.diff(table) < 0) or np.any(table >= left - length):
+                    raise LoadError(path, "has a Basic Offset Table that points outside its pixel data.")
+            else:
+                handle.seek(length, os.SEEK_CUR)
+            first = False
             left -= length
 
 
@@ -458,6 +477,10 @@ def _check_geometry(ds: Dataset, path: Path, ts) -> None:
     if available is None or "PixelData" not in ds:
         return
     compressed = ts is not None and UID(ts).is_transfer_syntax and UID(ts).is_compressed
+    declared = _pixel_data_length(ds)
+    if declared is not None and declared > available:
+        # a reader asked for the declared length allocates it before it finds the file ends
+        raise TruncatedFileError(path, "is truncated: its Pixel Data element declares more bytes than the file holds.")
     if compressed:
         # every frame is at least one fragment item (8-byte tag and length) plus its data
         if frames * 8 > available:
