@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="bundle name (default: the folder name)")
     p.add_argument("--bundle-version", default="1", help="version written into model.json")
     p.add_argument("--calibration-split", default="val", help="held-out split to calibrate on (default val)")
+    p.add_argument("--calibration-parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="a run parameter of the method to calibrate with (repeatable; e.g. stride=16 for inpainting)")
 
     p = sub.add_parser("analyze", help="run a method over a file / folder and write maps, overlays, scores")
     p.add_argument("path", type=Path, help="a file, folder or DICOMDIR; every readable image is analysed")
@@ -356,7 +358,8 @@ def _dispatch(args) -> int:
         from training.export import export_run
 
         bundle = export_run(args.run, args.out, name=args.name, version=args.bundle_version,
-                            calibration_split=args.calibration_split)
+                            calibration_split=args.calibration_split,
+                            parameters=dict(p.split("=", 1) for p in args.calibration_parameter))
         print(f"wrote bundle {bundle.name} ({bundle.method}) to {args.out}")
         return 0
     if args.command == "analyze":
@@ -481,7 +484,7 @@ def _evaluate(args) -> int:
         report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split,
                                  device=getattr(args, "param_device", None) or "auto", card=args.card,
                                  ceiling=args.ceiling, object_patients=args.object_patients,
-                                 progress=console_progress)
+                                 parameters=_parameters(args, spec), progress=console_progress)
     print(file=sys.stderr)
     print(format_report(report))
     if args.json:

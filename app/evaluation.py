@@ -134,7 +134,7 @@ def _localisation(data, maps) -> dict:
 
 
 def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT_PATIENTS, progress=None,
-                         variants: dict | None = None) -> dict:
+                         variants: dict | None = None, parameters: dict | None = None) -> dict:
     """Objects the model never saw must light up its map and raise its score (any correct pipeline).
 
     Each object image has a twin without the object (same seed, pixel-identical elsewhere), so the
@@ -158,7 +158,7 @@ def foreign_object_check(engine, labels: Path, *, patients: int = FOREIGN_OBJECT
         twins = load_images(Path(tmp) / "twins" / "labels.csv", engine.resolution)
     if objects.paths != twins.paths:
         raise RuntimeError("the foreign-object images and their twins do not line up")
-    result = _object_check(engine, objects, twins, patients)
+    result = _object_check(engine, objects, twins, patients, parameters)
     if variants:
         result["variants"] = {name: _object_check(engine, objects, twins, patients, params)
                               for name, params in variants.items()}
@@ -236,8 +236,13 @@ def _budget(bundle) -> dict:
 def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: str | None = None, split: str = "test",
                     device: str = "auto", card: bool = True, ceiling: bool = True,
                     object_patients: int = FOREIGN_OBJECT_PATIENTS, completion_images: int = 30,
-                    progress=None) -> dict:
-    """Everything the card holds, measured on ``split`` of ``labels``; the card written into the bundle."""
+                    parameters: dict | None = None, progress=None) -> dict:
+    """Everything the card holds, measured on ``split`` of ``labels``; the card written into the bundle.
+
+    ``parameters``: the method's run parameters for every map and score (the command line's method
+    flags, e.g. an inpainting stride); the paper score's threshold then comes from the val split
+    (Youden's J), as for the map variants.
+    """
     from app.analysis import load_engine
     from inference.methods import get
     from training.datasets import load_images
@@ -253,13 +258,15 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
         val = load_images(labels, engine.resolution, splits=("val",), progress=progress) if split != "val" else None
     except ValueError:
         val = None
-    maps = _maps(engine, data.images, data.masks)
-    val_maps = _maps(engine, val.images, val.masks) if val is not None else None
-    variants = engine.card_variants() if hasattr(engine, "card_variants") else {}
+    parameters = {k: v for k, v in (parameters or {}).items() if k != "device"}
+    maps = _maps(engine, data.images, data.masks, **parameters)
+    val_maps = _maps(engine, val.images, val.masks, **parameters) if val is not None else None
+    variants = {name: {**parameters, **p} for name, p in engine.card_variants().items()} \
+        if hasattr(engine, "card_variants") else {}
     report = {"bundle": engine.bundle.name, "version": engine.bundle.version, "method": engine.spec.method,
               "labels": labels.name, "split": split, "n_normal": int(data.is_normal.sum()),
               "n_abnormal": int((~data.is_normal).sum()), "provider": engine.provider,
-              "image_level": _image_level(engine, data, val, maps, val_maps),
+              "parameters": parameters, "image_level": _image_level(engine, data, val, maps, val_maps, parameters),
               "localisation": _localisation(data, maps)}
     if variants:  # the method's other maps and scores (inpainting: MSE / critic / DMSE, averaged or not)
         report["variants"] = {}
@@ -277,7 +284,7 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
         report["paper_reference"] = engine.card_reference()
     if object_patients:
         report["foreign_objects"] = foreign_object_check(engine, labels, patients=object_patients, progress=progress,
-                                                         variants=variants)
+                                                         variants=variants, parameters=parameters)
     if ceiling:
         from training.ceiling import supervised_ceiling
 

@@ -197,9 +197,14 @@ def test_card_reports_every_map_variant(tiny_inpainting):
 
     labels, _, bundle_dir = tiny_inpainting
     report = evaluate_bundle(labels, method="inpainting", model=str(bundle_dir), split="test", device="cpu",
-                             card=False, ceiling=False, object_patients=0, completion_images=2)
+                             card=False, ceiling=False, object_patients=0, completion_images=2,
+                             parameters={"stride": 16})
     assert set(report["variants"]) == {f"{s} {k}" for s in ("dmse", "mse", "critic")
                                        for k in ("non-averaged", "averaged")}
+    assert report["parameters"] == {"stride": 16} and report["variants"]["mse averaged"]["parameters"] == {
+        "stride": 16, "score": "mse", "heatmap": "averaged"}
+    assert report["image_level"]["paper"]["threshold_source"] == "Youden J on the val split"
+    assert report["completion_quality"]["sizes"], "ROI completion against the biharmonic baseline"
     assert "Table 2" in report["paper_reference"]
     text = card_markdown(report)
     assert "## Map variants" in text and "mse averaged" in text

@@ -123,18 +123,21 @@ def method_for_run(run_dir: Path):
     return method, state
 
 
-def calibrate(engine, data, description: str):
-    """Youden-J threshold, AUC and the equal sensitivity/specificity point on prepared images."""
+def calibrate(engine, data, description: str, **parameters):
+    """Youden-J threshold, AUC and the equal sensitivity/specificity point on prepared images
+    (scored with the method's run ``parameters`` when given, e.g. an inpainting stride)."""
     from inference.bundle import Calibration
     from inference.metrics import evaluate
 
-    scores = engine.score_prepared(data.images, data.masks)
+    scores = engine.score_prepared(data.images, data.masks, **parameters)
+    if parameters:
+        description += " with " + ", ".join(f"{k} {v}" for k, v in parameters.items())
     report = evaluate((~data.is_normal).astype(int), scores, classes=data.labels)
     return Calibration.from_evaluation(report, score=engine.spec.score, data=description)
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None, version: str = "1",
-               calibration_split: str = "val", log=print):
+               calibration_split: str = "val", parameters: dict | None = None, log=print):
     """Bundle from a run folder (its checkpoint and run.json), calibrated on ``calibration_split``."""
     from inference.bundle import load_bundle
     from inference.methods import get
@@ -169,7 +172,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
                                       real_inputs=held_out.images if held_out is not None else None, log=log)
         if held_out is not None:
             engine = get(bundle.method).load(bundle, "cpu")
-            calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'")
+            values = {k: engine.spec.parameter(k).parse(v) for k, v in (parameters or {}).items()}
+            calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'", **values)
             log(f"calibration on {calibration.n_normal} normal / {calibration.n_abnormal} abnormal held-out images: "
                 f"AUC {calibration.auc:.3f}, threshold {calibration.threshold:.5f} "
                 f"(Youden J {calibration.youden_j:.3f})")
