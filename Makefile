@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mammolens-installed
 
-.PHONY: demo test bench fuzz clean-venv bundle-healthygan gpu-bundles mias-healthygan bundle-inpainting
+.PHONY: demo test bench fuzz clean-venv bundle-healthygan gpu-bundles mias-healthygan bundle-inpainting bundle-synthesis \
+	mias-synthesis
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,3 +86,30 @@ mias-healthygan: $(STAMP)
 	$(VENV)/bin/mammolens export $(MIAS_RUN) --out build/models/healthygan-mias --name healthygan-mias
 	$(VENV)/bin/mammolens evaluate --method healthygan --labels build/mias/labels.csv --split test \
 		--model build/models/healthygan-mias
+
+# The bundled ROI-synthesis model (paper 004), from nothing: the HealthyGAN phantom (its lesion boxes are
+# the ROIs; reused when build/phantom-hg exists), the CPU preset (64 px, one thread, checkpoints every 250
+# iterations: rerun to resume), export, the quality card on the test split and the augmentation experiment
+# (both written into the bundle's card). See README, "ROI synthesis".
+SYN_RUN := build/run-syn-phantom
+SYN_BUNDLE := resources/models/synthesis-phantom
+
+bundle-synthesis: $(STAMP)
+	test -f $(HG_DATA)/labels.csv || $(VENV)/bin/mammolens phantom --out $(HG_DATA) --n 250 --lesion-fraction 0.75 \
+		--lesion-views breast --shape 512x416 --spacing 0.4 --splits 0.6,0.2,0.2 --seed 2
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train synthesis --preset cpu --labels $(HG_DATA)/labels.csv --out $(SYN_RUN)
+	$(VENV)/bin/mammolens export $(SYN_RUN) --out $(SYN_BUNDLE) --name synthesis-phantom
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method synthesis --model $(SYN_BUNDLE) \
+		--labels $(HG_DATA)/labels.csv --split test --device cpu --csv build/synthesis-phantom-quality.csv
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens augmentation --model $(SYN_BUNDLE) --labels $(HG_DATA)/labels.csv \
+		--name phantom --device cpu
+
+# The same on the mini-MIAS films (not shipped: research licence); the held-out set is val + test
+# (split by patient), as the test split alone holds 2-6 lesions a class.
+mias-synthesis: $(STAMP)
+	$(VENV)/bin/mammolens dataset import mias ../shared/data/mias --out build/mias/labels.csv
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train synthesis --preset cpu --labels build/mias/labels.csv \
+		--out build/run-syn-mias --time-budget-s 2400
+	$(VENV)/bin/mammolens export build/run-syn-mias --out build/models/synthesis-mias --name synthesis-mias
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens augmentation --model build/models/synthesis-mias \
+		--labels build/mias/labels.csv --name mini-MIAS --test-splits val,test --device cpu
