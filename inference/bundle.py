@@ -635,7 +635,7 @@ def write_bundle(folder: str | os.PathLike, *, name: str, version: str, method: 
                  networks: Mapping[str, Any], input: InputSpec | Mapping[str, Any],
                  parameters: Mapping[str, Any] | None = None,
                  calibration: Calibration | Mapping[str, Any] | None = None,
-                 provenance: Mapping[str, Any], description: str = "") -> Bundle:
+                 provenance: Mapping[str, Any], description: str = "", calibrate=None) -> Bundle:
     """Write a bundle into ``folder`` and return it loaded (so it is validated exactly as users will load it).
 
     ``networks`` maps role to an ONNX file path (copied into the folder as ``<role>.onnx`` when
@@ -647,6 +647,10 @@ def write_bundle(folder: str | os.PathLike, *, name: str, version: str, method: 
     (:func:`inference.files.staged_folder`), so ``folder`` holds the previous good bundle or the
     new one, never a mix; a failed or killed write leaves the old bundle and no temporaries.
     Other files of an old bundle folder (an evaluation card) do not carry over: they described it.
+
+    ``calibrate(bundle)``, when given, is called with the validated bundle before model.json is
+    written (its networks already in place, staged) and returns the calibration model.json is then
+    written with: an export's model.json is written once, calibrated.
     """
     from inference.files import staged_folder
 
@@ -654,12 +658,12 @@ def write_bundle(folder: str | os.PathLike, *, name: str, version: str, method: 
     with staged_folder(final) as stage:
         _write_bundle_files(stage, final, name=name, version=version, method=method, networks=networks,
                             input=input, parameters=parameters, calibration=calibration, provenance=provenance,
-                            description=description)
+                            description=description, calibrate=calibrate)
     return load_bundle(final)
 
 
 def _write_bundle_files(folder: Path, final: Path, *, name, version, method, networks, input, parameters,
-                        calibration, provenance, description) -> None:
+                        calibration, provenance, description, calibrate=None) -> None:
     """The bundle's files in the staging ``folder``; messages name the ``final`` folder."""
     taken: dict[Path, str] = {}
     entries: dict[str, dict] = {}
@@ -708,6 +712,10 @@ def _write_bundle_files(folder: Path, final: Path, *, name, version, method, net
     named = dataclasses.replace(bundle, path=final)  # its sentences name the final folder, not the stage
     for role, role_shapes in shapes.items():
         named.check_input_size(role, role_shapes)
+    if calibrate is not None:
+        result = calibrate(bundle)
+        data["calibration"] = result.to_dict() if isinstance(result, Calibration) else dict(result)
+        bundle = _parse(folder, json.loads(json.dumps(data, default=_json_default, allow_nan=True)), label=final.name)
     # written in its normalised form: defaults filled in, so the file says everything that applies
     atomic_write_text(folder / MODEL_JSON, json.dumps(bundle.to_dict(), indent=2) + "\n")
 

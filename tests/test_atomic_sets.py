@@ -156,3 +156,21 @@ def test_a_killed_export_leaves_the_old_bundle_and_no_temporaries(tiny_healthyga
     assert (out / "model.json").read_text() == before
     assert hidden(out.parent) == []
     assert json.loads(before)["calibration"] is not None  # what users see was written calibrated
+
+
+def test_export_writes_model_json_once_and_calibrated(tiny_healthygan, tmp_path, monkeypatch):
+    import inference.bundle as bundle_mod
+    import training.export as export
+
+    root, _, _ = tiny_healthygan
+    written = []
+    real_write = bundle_mod.atomic_write_text
+
+    def counting(path, text):
+        written.append(json.loads(text))
+        return real_write(path, text)
+
+    monkeypatch.setattr(bundle_mod, "atomic_write_text", counting)
+    export.export_run(root / "run", tmp_path / "models" / "tiny", name="tiny", log=lambda *a: None)
+    assert len(written) == 1 and written[0]["calibration"] is not None
+    assert hidden(tmp_path / "models") == []

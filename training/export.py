@@ -67,8 +67,9 @@ def _to_network_range(images01: np.ndarray, value_range) -> np.ndarray:
 
 def write_network_bundle(method, ema: torch.nn.Module, folder: Path, *, name: str, provenance: dict,
                          version: str = "1", calibration=None, real_inputs: np.ndarray | None = None,
-                         check: bool = True, log=lambda *a: None):
-    """The method's networks as a bundle in ``folder`` (ONNX checked against torch when ``check``)."""
+                         check: bool = True, log=lambda *a: None, calibrate=None):
+    """The method's networks as a bundle in ``folder`` (ONNX checked against torch when ``check``);
+    ``calibrate(bundle)``, when given, computes the calibration model.json is written with."""
     from inference.bundle import write_bundle
 
     folder = Path(folder)
@@ -99,7 +100,7 @@ def write_network_bundle(method, ema: torch.nn.Module, folder: Path, *, name: st
         parameters["export_max_abs_diff"] = diffs[next(iter(diffs))] if len(diffs) == 1 else diffs
     return write_bundle(folder, name=name, version=version, method=method.method, networks=networks, input=spec,
                         parameters=parameters, calibration=calibration, provenance=provenance,
-                        description=method.description)
+                        description=method.description, calibrate=calibrate)
 
 
 def method_for_run(run_dir: Path):
@@ -167,22 +168,19 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
 
     staging = new_staging(out)  # the bundle appears as a set, calibrated, or not at all
     try:
-        bundle = write_network_bundle(method, ema, staging, name=name or out.name, version=version,
-                                      provenance=provenance,
-                                      real_inputs=held_out.images if held_out is not None else None, log=log)
-        if held_out is not None:
-            engine = get(bundle.method).load(bundle, "cpu")
+        def calibrated(staged):
+            """The calibration of the staged, validated bundle: model.json is written once, with it."""
+            engine = get(staged.method).load(staged, "cpu")
             values = {k: engine.spec.parameter(k).parse(v) for k, v in (parameters or {}).items()}
             calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'", **values)
             log(f"calibration on {calibration.n_normal} normal / {calibration.n_abnormal} abnormal held-out images: "
                 f"AUC {calibration.auc:.3f}, threshold {calibration.threshold:.5f} "
                 f"(Youden J {calibration.youden_j:.3f})")
-            data = bundle.to_dict()
-            data["calibration"] = calibration.to_dict()
-            from inference.files import atomic_write_text
+            return calibration
 
-            atomic_write_text(staging / "model.json", json.dumps(data, indent=2) + "\n")
-            load_bundle(staging)
+        write_network_bundle(method, ema, staging, name=name or out.name, version=version, provenance=provenance,
+                             real_inputs=held_out.images if held_out is not None else None, log=log,
+                             calibrate=calibrated if held_out is not None else None)
         replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
