@@ -6,7 +6,8 @@ prepares images at ``resolution``, so the paper preset prepares them at 2048 px)
 widths (32 generator, 64 critics), dilations 2-4-8-16 and 5 critic steps per generator step
 (Yu's v1 trainer). ``cpu``: what the shipped bundle trains with on this 2-core machine in under
 an hour, chosen from measurements (README, "Inpainting"). ``gpu``: one short GPU lease.
-``tiny``: seconds, for tests (measures nothing).
+``tiny``: seconds, for tests (measures nothing). The gpu preset's widths keep its float16 carry
+checkpoint (weights, EMA and critics) under 16 MB.
 
 The FOV and the holes are in model pixels: the image is prepared at ``resolution`` (the
 preprocessing contract: flip, pad to a square, resize) and the windows slide over that.
@@ -43,10 +44,12 @@ class InpaintingConfig(TrainConfig):
 
     def __post_init__(self):
         # a window cannot exceed the prepared image (e.g. train-all's --set resolution=64 on the
-        # gpu preset): shrink FOV and holes together, keeping their ratio
+        # gpu preset): shrink FOV and holes together to half the image, keeping their ratio, so
+        # that windows mostly on the breast exist
         if self.fov > self.resolution:
-            scale = self.resolution / self.fov
-            self.fov = max(16, (self.resolution // 8) * 8)
+            fov = max(16, (self.resolution // 2) // 8 * 8)
+            scale = fov / self.fov
+            self.fov = fov
             self.hole = max(4, int(self.hole * scale) // 4 * 4)
             self.hole_min = max(2, min(self.hole, int(self.hole_min * scale)))
         if not (0 < self.hole_min <= self.hole < self.fov):
@@ -61,7 +64,7 @@ PRESETS = {
                   batch=9, iterations=2_000_000, n_critic=5),
     "cpu": dict(resolution=256, fov=64, hole=32, hole_min=8, width=8, critic_width=8, dilations="2,4,8", batch=9,
                 iterations=5000, time_budget_s=2700.0, threads=1, checkpoint_every=200, sample_every=500),
-    "gpu": dict(resolution=512, fov=128, hole=64, hole_min=16, width=32, critic_width=32, dilations="2,4,8,16",
+    "gpu": dict(resolution=512, fov=128, hole=64, hole_min=16, width=24, critic_width=32, dilations="2,4,8,16",
                 batch=18, iterations=200_000, time_budget_s=240.0, checkpoint_every=500),
     "tiny": dict(resolution=64, fov=32, hole=16, hole_min=8, width=2, critic_width=2, dilations="2", batch=2,
                  iterations=3, checkpoint_every=2, sample_every=3, threads=1),
