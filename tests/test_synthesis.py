@@ -315,3 +315,22 @@ def test_networks_follow_the_paper_tables_at_64_and_128():
             assert d(patch, torch.eye(4)[:3]).shape == (3,)
     convs = [m for m in Generator(width=1024).modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [c.out_channels for c in convs] == [512, 256, 128, 64] and all(c.kernel_size == (5, 5) for c in convs)
+
+
+def test_cli_evaluate_hands_synthesis_its_own_options(tmp_path, monkeypatch, capsys):
+    """`mammolens evaluate --method synthesis` goes to the synthesis card with --csv and --inception."""
+    import app.synthesis
+    from app.cli import main
+
+    seen = {}
+
+    def fake(labels, **kwargs):
+        seen.update(kwargs, labels=labels)
+        return {"synthesis": {"classes": {}, "not_computed": {}}, "key_line": "k"}
+
+    monkeypatch.setattr(app.synthesis, "evaluate_synthesis", fake)
+    rc = main(["evaluate", "--method", "synthesis", "--labels", str(tmp_path / "l.csv"), "--model", "m",
+               "--csv", str(tmp_path / "q.csv"), "--inception", str(tmp_path / "i.onnx"), "--no-card"])
+    assert rc == 0 and seen["csv_path"] == tmp_path / "q.csv" and seen["inception"] == tmp_path / "i.onnx"
+    assert seen["model"] == "m" and seen["card"] is False and seen["split"] == "test"
+    assert "card: k" in capsys.readouterr().out
