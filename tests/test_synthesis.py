@@ -334,3 +334,24 @@ def test_cli_evaluate_hands_synthesis_its_own_options(tmp_path, monkeypatch, cap
     assert rc == 0 and seen["csv_path"] == tmp_path / "q.csv" and seen["inception"] == tmp_path / "i.onnx"
     assert seen["model"] == "m" and seen["card"] is False and seen["split"] == "test"
     assert "card: k" in capsys.readouterr().out
+
+
+def test_roi_patches_from_boxes_and_centre_radius_mirrored(tmp_path):
+    """A right breast's lesion given by centre and radius (mini-MIAS style) is cut around the lesion
+    after mirroring, with its own row's class."""
+    from inference.images import png_bytes
+    from inference.labels import LabelRow, write_labels
+    from training.datasets import roi_patches
+
+    film = np.zeros((96, 128), dtype=np.uint8)
+    film[40:56, 90:106] = 255  # a bright square lesion near the right edge
+    (tmp_path / "r.png").write_bytes(png_bytes(film))
+    write_labels(tmp_path / "labels.csv", [
+        LabelRow(path="r.png", patient="P1", laterality="R", split="train", label="mass", cx=98, cy=48, r=8),
+        LabelRow(path="r.png", patient="P1", laterality="R", split="train", label="calcification",
+                 x0=2, y0=2, x1=10, y1=10)])
+    data = roi_patches(tmp_path / "labels.csv", 32, min_side=24)
+    assert data.labels == ["mass", "calcification"] and data.patches.shape == (2, 32, 32)
+    mass = data.patches[0]
+    assert mass[12:20, 12:20].mean() > 0.9 and mass[:4].mean() < 0.1  # centred on the lesion
+    assert data.patches[1].max() < 0.1  # the dark corner, not the lesion
