@@ -246,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="png8,png16,dicom",
                    help="comma-separated: png8, png16, dicom (default all three)")
     p.add_argument("--grid", type=Path, metavar="PNG", help="also write a contact sheet, one row per class")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where ONNX Runtime runs the model (default auto: the GPU when it works, else CPU)")
 
     p = sub.add_parser(
         "augmentation", help="does adding synthetic patches help a lesion-class classifier? (paper 004; into the card)",
