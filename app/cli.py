@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="inpainting bundle folder or name (default: the first inpainting bundle found)")
     p.add_argument("--score", choices=("dmse", "mse", "critic"), default="dmse", help="the score reported (default dmse)")
     p.add_argument("--slice", type=int, help="DBT: the slice, from 1 (default the middle one)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where ONNX Runtime runs the model (default auto: the GPU when it works, else CPU)")
 
     p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
     p.add_argument("--labels", type=Path, required=True,

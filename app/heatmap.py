@@ -99,6 +99,7 @@ def table_index(value_map: np.ndarray, vmax: float, size: int = LUT_SIZE) -> np.
     pyqtgraph applies with the levels (0, vmax). uint8 for tables of at most 256 entries, which
     Qt then draws as an indexed image with the table as its colours, without per-pixel work."""
     scaled = np.asarray(value_map, dtype=np.float32) * np.float32(size / max(float(vmax), 1e-12))
+    np.nan_to_num(scaled, copy=False, nan=0.0)  # no-data (NaN, e.g. a border windows cannot reach): entry 0
     np.clip(scaled, 0, size - 1, out=scaled)
     return scaled.astype(np.uint8 if size <= 256 else np.uint16)
 
@@ -149,7 +150,7 @@ def contour_lines(value_map: np.ndarray, level: float, max_side: int = 384) -> n
     from skimage.measure import find_contours
 
     step = max(1, int(np.ceil(max(value_map.shape) / max_side)))
-    small = np.asarray(value_map[::step, ::step], dtype=np.float32)
+    small = np.nan_to_num(np.asarray(value_map[::step, ::step], dtype=np.float32), nan=0.0)  # no-data: below
     if not (small.min() < level < small.max()):
         return None
     pieces = []

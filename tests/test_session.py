@@ -169,3 +169,19 @@ def test_block_mean_pads_by_replication():
     out = block_mean(a, 2)
     assert out.shape == (2, 3) and out[0, 0] == pytest.approx(np.mean([0, 1, 5, 6]))
     assert out[1, 2] == pytest.approx(14.0), "the last row and column repeat"
+
+
+def test_no_data_is_transparent_and_outside_the_contour():
+    import warnings
+
+    from app.heatmap import OverlayStyle, contour_lines, overlay_png
+
+    value_map = np.full((40, 40), np.nan, np.float32)
+    value_map[10:30, 10:30] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        indices = table_index(value_map, 2.0)
+        lines = contour_lines(value_map, 0.5)
+        png = overlay_png(np.full((40, 40), 0.5, np.float32), value_map, OverlayStyle(vmax=2.0, threshold=0.5))
+    assert indices[0, 0] == 0 and indices[20, 20] == 128
+    assert lines is not None and np.nanmin(lines) >= 9 and png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -178,6 +178,7 @@ class MainWindow(QtWidgets.QMainWindow):
         area = QtWidgets.QScrollArea()
         area.setWidget(widget)
         area.setWidgetResizable(True)
+        area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # wrap, never clip sideways
         return area
 
     def _build_toolbars(self) -> None:
@@ -387,7 +388,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "<p>Then toggle a method in the toolbar to overlay its map; Help lists every shortcut.</p>")
         text.setWordWrap(True)
         text.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-        text.setMaximumWidth(620)
+        text.setFixedWidth(600)  # wraps as a paragraph, not a narrow column
         layout.addWidget(text, 0, QtCore.Qt.AlignmentFlag.AlignHCenter)
         buttons = QtWidgets.QHBoxLayout()
         buttons.addStretch(1)

@@ -97,7 +97,8 @@ class ColourBar(pg.GraphicsLayoutWidget):
         self.line.setPos(threshold)
         self.plot.setXRange(0.0, vmax, padding=0)
         self.plot.setYRange(0.0, 1.0, padding=0)
-        self.plot.getAxis("bottom").setLabel(units)
+        # the units' short form under the scale (the full text is beside the threshold, wrapped)
+        self.plot.getAxis("bottom").setLabel(units.split(" (")[0] if len(units) > 28 else units)
 
 
 class OverlayPanel(QtWidgets.QWidget):
@@ -144,6 +145,7 @@ class OverlayPanel(QtWidgets.QWidget):
         self.threshold.setToolTip("Below the threshold the map is transparent ([ and ] step it)")
         self.threshold.valueChanged.connect(self._threshold_moved)
         self.threshold_value = QtWidgets.QLabel("")
+        self.threshold_value.setWordWrap(True)
         self.vmax = QtWidgets.QDoubleSpinBox()
         self.vmax.setDecimals(4)
         self.vmax.setRange(1e-4, 1e6)
