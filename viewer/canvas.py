@@ -149,9 +149,9 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.label = pg.TextItem(color=(230, 230, 120), anchor=(0, 0), fill=_TEXT_BACKING)
         self.readout = pg.TextItem(color=(220, 220, 220), anchor=(0, 1), fill=_TEXT_BACKING)
         self.overlay_text = pg.TextItem(color=(255, 255, 255), anchor=(0, 0), fill=_TEXT_BACKING)
-        # ground truth: a number at each box, the classes listed once in the top-right corner, so
-        # labels of neighbouring boxes never overlap each other or the map
-        self.box_legend = pg.TextItem(color=(255, 96, 64), anchor=(1, 0), fill=_TEXT_BACKING)
+        # ground truth: a number at each box, the classes listed once under the view's texts, so
+        # labels of neighbouring boxes never overlap each other, the map or the view's own texts
+        self.box_legend = pg.TextItem(color=(255, 96, 64), anchor=(0, 0), fill=_TEXT_BACKING)
         self.box_legend.setVisible(False)
         for item in (self.label, self.readout, self.overlay_text, self.box_legend):
             item.setParentItem(self.view)  # outside the view's child group: never mirrored or zoomed
@@ -224,7 +224,8 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
 
     def _place_texts(self, *args) -> None:
         self.readout.setPos(6, self.view.height() - 4)
-        self.box_legend.setPos(self.view.width() - 6, 4)
+        below = 24 + (self.overlay_text.boundingRect().height() + 2 if self.overlay_text.isVisible() else 0)
+        self.box_legend.setPos(6, below)
 
     def set_current(self, current: bool) -> None:
         self.view.setBorder(_CURRENT_PEN if current else None)

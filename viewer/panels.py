@@ -242,6 +242,8 @@ class InfoPane(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setWordWrap(True)  # long values ("JPEG 2000 Image Compression (Lossless Only)") wrap
         self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
+        # rows grow to the wrapped text whenever the value column changes width (dock resized)
+        self.table.horizontalHeader().sectionResized.connect(lambda *args: self.table.resizeRowsToContents())
         self.show_identifiers = QtWidgets.QCheckBox("Show patient identifiers")
         self.show_identifiers.setToolTip("Off by default: names, IDs and UIDs stay hidden")
         self.show_identifiers.toggled.connect(self.identifiers_toggled.emit)
