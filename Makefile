@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mammolens-installed
 
 .PHONY: demo test bench fuzz clean-venv bundle-healthygan gpu-bundles mias-healthygan bundle-inpainting bundle-synthesis \
-	mias-synthesis
+	mias-synthesis mias-inpainting
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -113,3 +113,14 @@ mias-synthesis: $(STAMP)
 	$(VENV)/bin/mammolens export build/run-syn-mias --out build/models/synthesis-mias --name synthesis-mias
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens augmentation --model build/models/synthesis-mias \
 		--labels build/mias/labels.csv --name mini-MIAS --test-splits val,test --device cpu
+
+# Inpainting on the mini-MIAS films (not shipped: research licence): normal films of the train
+# split only, the card on held-out normal and abnormal films (stride 16, as the shipped bundle's).
+mias-inpainting: $(STAMP)
+	$(VENV)/bin/mammolens dataset import mias ../shared/data/mias --out build/mias/labels.csv
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train inpainting --preset cpu --labels build/mias/labels.csv \
+		--out build/run-inp-mias --time-budget-s 1500
+	$(VENV)/bin/mammolens export build/run-inp-mias --out build/models/inpainting-mias --name inpainting-mias \
+		--calibration-parameter stride=16
+	$(VENV)/bin/mammolens evaluate --method inpainting --labels build/mias/labels.csv --split test \
+		--model build/models/inpainting-mias --stride 16 --no-ceiling --json build/inp-mias-card.json
