@@ -37,6 +37,7 @@ class StudyPresenter(Presenter):
     def __init__(self, context: Context, demo_path):
         super().__init__(context)
         self.show_identifiers = False
+        self._thumbnails: dict[int, tuple] = {}  # id(image) -> (image, pixels): kept for a repopulated browser
         w = self.window
         w.open_requested.connect(self.open)
         w.open_demo_requested.connect(lambda: self.open(demo_path()))
@@ -108,13 +109,15 @@ class StudyPresenter(Presenter):
 
     def _on_identifiers(self, shown: bool) -> None:
         self.show_identifiers = bool(shown)
-        if self.session.studies is not None:
+        if self.session.studies is not None:  # new row texts; the thumbnails already made are reused
             self.window.browser.populate(self.tree(self.session.studies),
                                          [str(f) for f in self.session.studies.failures])
-            self._make_thumbnails(self.session.studies)
+            for image, pixels in self._thumbnails.values():
+                self.window.browser.set_thumbnail(image, pixels)
 
     def _make_thumbnails(self, studies: StudySet):
         images = studies.images()
+        self._thumbnails.clear()
 
         def work(job):
             for i, image in enumerate(images):
@@ -130,8 +133,13 @@ class StudyPresenter(Presenter):
             return len(images)
 
         return self.jobs.submit("Thumbnails", work, key=JobKey("thumbnails"), quiet=True,
-                                on_partial=lambda value: self.window.browser.set_thumbnail(*value),
+                                on_partial=self._on_thumbnail,
                                 on_error=self.failed)
+
+    def _on_thumbnail(self, value) -> None:
+        image, pixels = value
+        self._thumbnails[id(image)] = value
+        self.window.browser.set_thumbnail(image, pixels)
 
     def _on_activated(self, payload) -> None:
         if isinstance(payload, Study):
