@@ -21,19 +21,6 @@ from inference.files import (
 )
 
 
-def load_engine(method: str, model: str | None = None, device: str = "auto"):
-    """The engine of ``method`` (a registry name or alias) for an explicit bundle, a bundle name, or
-    the first bundle of that method found."""
-    from inference.bundle import resolve_bundle
-    from inference.methods import get
-
-    spec = get(method)
-    if not spec.has_engine:
-        raise ValueError(f"{spec.title} has no engine in this version")
-    return spec.load(resolve_bundle(model, method=spec.method), device)
-
-
-
 def analyze_path(path: str | Path, method: str, out: str | Path, **options) -> dict:
     """Run ``method`` on every image under ``path``; write maps, overlays and a score table.
 
@@ -59,11 +46,10 @@ def _analyze_into(path: str | Path, method: str, out: Path, *, model: str | None
     """Run ``method`` on every image under ``path``; write maps, overlays and a score table into ``out``
     (unreadable files are listed by position and key unless ``identifiers``)."""
     from app.heatmap import calibrated_style, npy_bytes, overlay_png
+    from inference.methods import load_engine
     from inference.studies.study import open_path
 
-    engine = load_engine(method, model, device)
-    if not engine.spec.produces_map:
-        raise ValueError(f"{engine.spec.title} does not produce maps; analyze runs map methods")
+    engine = load_engine(method, model, device, capability="produces_map")
     run_arguments = engine.spec.run_arguments(parameters or {})
     main = engine.spec.maps[0]  # the method's main map (difference / error / heatmap)
     studies = open_path(path)
@@ -120,12 +106,12 @@ def _analyze_into(path: str | Path, method: str, out: Path, *, model: str | None
             records.append({
                 "image": name, "laterality": image.laterality, "view": image.view,
                 "slice": (k + 1) if image.is_volume else "", "score": r.score, "threshold": r.threshold,
-                "decision": r.decision, "provider": r.provider,
+                "decision": r.decision, "no_decision": r.no_decision or "", "provider": r.provider,
                 "map": map_file if r is shown else "", "overlay": overlay_file if r is shown else "",
                 "seconds": round(sum(r.timings.values()), 4),
             })
     summary = {"method": engine.spec.method, "parameters": run_arguments, "fallback_reason": engine.fallback_reason,
-               "bundle": engine.bundle.name, "bundle_version": engine.bundle.version,
+               "bundle": engine.bundle.name, "bundle_version": engine.bundle.version, "card": engine.bundle.card_line,
                "provider": engine.provider, "images": len(jobs), "results": records,
                "unreadable": studies.unreadable(identifiers)}
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2))

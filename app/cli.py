@@ -63,30 +63,44 @@ def _trainable_names() -> list[str]:
     return [n for spec in trainable() for n in spec.names]
 
 
-def _method_arguments(p: argparse.ArgumentParser) -> None:
-    """--method, --model and one flag per run parameter of the registry (declared once there)."""
-    from inference.methods import METHODS, method_names
+def _parameter_flags(p: argparse.ArgumentParser, parameters, note: str = "") -> None:
+    """One flag per registry :class:`Parameter` (its name, aliases, type, choices and help, declared once)."""
+    for param in parameters:
+        kind = type(param.default)
+        p.add_argument(param.flag, *param.aliases, dest=f"param_{param.name}", type=kind if kind is not bool else None,
+                       choices=param.choices or None, default=None, metavar=None if param.choices else param.name.upper(),
+                       help=f"{param.help} ({note + '; ' if note else ''}default {param.default})")
 
-    p.add_argument("--method", default="translation", choices=method_names(),
-                   help="the method (default translation, alias healthygan)")
+
+def _method_arguments(p: argparse.ArgumentParser, capability: str | None) -> None:
+    """--method, --model and one flag per run parameter of the methods that can do ``capability``
+    (None: every method with an engine)."""
+    from inference.methods import method_names, with_capability
+
+    specs = with_capability(capability)
+    p.add_argument("--method", default=specs[0].method,
+                   help=f"the method: {', '.join(method_names(capability))} (default {specs[0].method})")
     p.add_argument("--model", help="bundle folder or name (default: the first bundle of the method)")
     seen = set()
-    for spec in METHODS.values():
-        for param in spec.parameters:
-            if param.name in seen or param.name == "map":
-                continue
-            seen.add(param.name)
-            kind = type(param.default)
-            p.add_argument(param.flag, dest=f"param_{param.name}", type=kind if kind is not bool else None,
-                           choices=param.choices or None, default=None,
-                           help=f"{param.help} ({spec.title}; default {param.default})")
+    for spec in specs:
+        fresh = [param for param in spec.parameters if param.name not in seen and param.name != "map"]
+        seen.update(param.name for param in fresh)
+        _parameter_flags(p, fresh, spec.title if len(specs) > 1 and spec.parameters[0] in fresh else "")
 
 
-def _parameters(args, spec) -> dict:
-    """The run parameters of ``spec`` the user set (checked against the registry's ranges)."""
+def _method_for(args, capability: str):
+    """The spec the user named, when it has an engine that can do ``capability`` (one sentence otherwise)."""
+    from inference.methods import get
+
+    return get(args.method).require(capability)
+
+
+def _parameters(args, spec, *, defaults: bool = False) -> dict:
+    """The run parameters of ``spec`` the user set, parsed and range-checked by the registry
+    (``defaults``: the others at their defaults)."""
     from inference.errors import MammolensError
 
-    values = {}
+    values = spec.defaults() if defaults else {}
     for param in spec.parameters:
         value = getattr(args, f"param_{param.name}", None)
         if value is not None:
@@ -95,6 +109,31 @@ def _parameters(args, spec) -> dict:
             except ValueError as exc:
                 raise MammolensError(str(exc)) from None
     return values
+
+
+def _named_parameters(spec, items: list[str]) -> dict:
+    """``NAME=VALUE`` strings -> run parameters of ``spec``, parsed and range-checked like the flags."""
+    from inference.errors import MammolensError
+
+    values = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        known = {p.name: p for p in spec.parameters if p.affects_result}
+        if not sep or name.replace("-", "_") not in known:
+            raise MammolensError(f"{item!r} is not NAME=VALUE with a run parameter of {spec.title} "
+                                 f"({', '.join(known) or 'it has none'}).")
+        param = known[name.replace("-", "_")]
+        try:
+            values[param.name] = param.parse(text)
+        except ValueError as exc:
+            raise MammolensError(str(exc)) from None
+    return values
+
+
+def get_spec(method: str):
+    from inference.methods import get
+
+    return get(method)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="run a method over a file / folder and write maps, overlays, scores")
     p.add_argument("path", type=Path, help="a file, folder or DICOMDIR; every readable image is analysed")
-    _method_arguments(p)
+    _method_arguments(p, "produces_map")
     p.add_argument("--out", type=Path, required=True,
                    help="folder for the maps (.npy), overlays (.png), results.json and results.csv")
     p.add_argument("--all-slices", action="store_true", help="DBT: every slice, not only the central one")
@@ -204,16 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", required=True, metavar="x0,y0,x1,y1", help="the box in image pixels (x1, y1 exclusive)")
     p.add_argument("--out", type=Path, required=True, help="folder to write the four files into")
     p.add_argument("--model", help="inpainting bundle folder or name (default: the first inpainting bundle found)")
-    p.add_argument("--score", choices=("dmse", "mse", "critic"), default="dmse", help="the score reported (default dmse)")
     p.add_argument("--slice", type=int, help="DBT: the slice, from 1 (default the middle one)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where ONNX Runtime runs the model (default auto: the GPU when it works, else CPU)")
+    inpainting = get_spec("inpainting")
+    _parameter_flags(p, [inpainting.parameter("score"), inpainting.parameter("device")])
 
     p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
     p.add_argument("--labels", type=Path, required=True,
                    help="labels CSV with a split column (`mammolens phantom --splits` or `dataset import` write one)")
     p.add_argument("--split", default="test", help="the held-out split scored (default test; never tune on it)")
-    _method_arguments(p)
+    _method_arguments(p, None)
     p.add_argument("--json", type=Path, help="also write the full report here")
     p.add_argument("--csv", type=Path, help="synthesis: also write the quality table (paper 004 Tables 6-9) here")
     p.add_argument("--inception", type=Path, metavar="ONNX",
@@ -236,19 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  mammolens synthesize --class mass --n 64 --seed 1 --out augment/\n"
                "  mammolens synthesize --class all --n 16 --seed 7 --out augment/ --model synthesis-phantom "
                "--format png16,dicom")
-    p.add_argument("--class", dest="label", required=True, metavar="CLASS",
-                   help="lesion class the bundle generates (its parameters.classes), or 'all'")
-    p.add_argument("--n", type=int, required=True, help="patches per class (at least 1)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    p.add_argument("--truncation", type=float, default=1.0,
-                   help="scale of the noise in (0, 1]: below 1 gives more typical, less diverse patches (default 1)")
+    _parameter_flags(p, get_spec("synthesis").parameters, "--class all: every class of the bundle")
     p.add_argument("--out", type=Path, required=True, help="folder to write into (created; appended to if it exists)")
     p.add_argument("--model", help="synthesis bundle folder or name (default: the first synthesis bundle found)")
     p.add_argument("--format", default="png8,png16,dicom",
                    help="comma-separated: png8, png16, dicom (default all three)")
     p.add_argument("--grid", type=Path, metavar="PNG", help="also write a contact sheet, one row per class")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where ONNX Runtime runs the model (default auto: the GPU when it works, else CPU)")
 
     p = sub.add_parser(
         "augmentation", help="does adding synthetic patches help a lesion-class classifier? (paper 004; into the card)",
@@ -357,35 +388,33 @@ def _dispatch(args) -> int:
     if args.command == "train-all":
         return _train_all(args)
     if args.command == "export":
-        from training.export import export_run
-
-        bundle = export_run(args.run, args.out, name=args.name, version=args.bundle_version,
-                            calibration_split=args.calibration_split,
-                            parameters=dict(p.split("=", 1) for p in args.calibration_parameter))
-        print(f"wrote bundle {bundle.name} ({bundle.method}) to {args.out}")
-        return 0
+        return _export(args)
     if args.command == "analyze":
         from app.analysis import analyze_path
-        from inference.methods import get
+        from inference.bundle import resolve_bundle
 
-        spec = get(args.method)
-        summary = analyze_path(args.path, args.method, args.out, model=args.model,
-                               device=getattr(args, "param_device", None) or "auto",
-                               all_slices=args.all_slices, progress=console_progress, parameters=_parameters(args, spec),
-                               identifiers=args.identifiers)
+        spec = _method_for(args, "produces_map")
+        values = _parameters(args, spec)
+        summary = analyze_path(args.path, spec.method, args.out, model=args.model,
+                               device=values.pop("device", "auto"), all_slices=args.all_slices,
+                               progress=console_progress, parameters=values, identifiers=args.identifiers)
         print(file=sys.stderr)
         for r in summary["results"]:
             slice_text = f" slice {r['slice']}" if r["slice"] else ""
-            print(f"{r['image']}{slice_text}: score {r['score']:.5f} -> {r['decision'] or 'uncalibrated'}")
+            print(f"{r['image']}{slice_text}: score {r['score']:.5f} -> "
+                  f"{r['decision'] or r.get('no_decision') or 'no calibrated cut-off in the bundle'}")
         print(f"{summary['bundle']} on {summary['provider']}; maps, overlays and results.json/csv in {args.out}")
+        card = summary.get("card") or resolve_bundle(args.model, method=spec.method).card_line
+        print(f"model card: {card}" if card else "model card: none (run `mammolens evaluate` to measure one)")
         return 0
     if args.command == "evaluate":
         return _evaluate(args)
     if args.command == "inpaint":
-        from app.inpaint import inpaint_file
+        from inference.inpaint import inpaint_file
 
-        s = inpaint_file(args.path, args.box, args.out, model=args.model, device=args.device, score=args.score,
-                         frame=None if args.slice is None else args.slice - 1)
+        values = _parameters(args, get_spec("inpainting"), defaults=True)
+        s = inpaint_file(args.path, args.box, args.out, model=args.model, device=values["device"],
+                         score=values["score"], frame=None if args.slice is None else args.slice - 1)
         print(f"{s['image']}: MSE {s['mse']:.5f}, critic loss {s['critic']:.4f}, DMSE {s['dmse']:.6f}; "
               f"original / completion / error PNGs and scores.json in {args.out}")
         return 0
@@ -469,26 +498,42 @@ def _train_all(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    import json
+
+    from inference.errors import MammolensError
+    from training.export import export_run
+
+    try:
+        method = json.loads((args.run / "run.json").read_text(encoding="utf-8"))["method"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise MammolensError(f"{args.run.name} is not a training run (no readable run.json naming its method).") \
+            from None
+    bundle = export_run(args.run, args.out, name=args.name, version=args.bundle_version,
+                        calibration_split=args.calibration_split,
+                        parameters=_named_parameters(get_spec(method), args.calibration_parameter))
+    print(f"wrote bundle {bundle.name} ({bundle.method}) to {args.out}")
+    return 0
+
+
 def _evaluate(args) -> int:
     import json
 
-    from app.evaluation import evaluate_bundle, format_report
-    from inference.methods import get
+    from app.evaluation import format_report
+    from training.evaluation import evaluate_bundle
 
-    spec = get(args.method)
-    if spec.generates_patches:  # paper 004's tables (its own options: --csv, --inception)
-        from app.synthesis import evaluate_synthesis
-
-        report = evaluate_synthesis(args.labels, model=args.model, split=args.split, card=args.card,
-                                    device=getattr(args, "param_device", None) or "auto", csv_path=args.csv,
-                                    inception=args.inception, progress=console_progress)
-    else:
-        report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split,
-                                 device=getattr(args, "param_device", None) or "auto", card=args.card,
-                                 ceiling=args.ceiling, object_patients=args.object_patients,
-                                 parameters=_parameters(args, spec), progress=console_progress)
+    spec = _method_for(args, spec_capability(args.method))
+    values = _parameters(args, spec)
+    device = values.pop("device", "auto")
+    options = {"ceiling": args.ceiling, "object_patients": args.object_patients, "inception": args.inception}
+    report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split, device=device,
+                             card=args.card, parameters=values, options=options, progress=console_progress)
     print(file=sys.stderr)
     print(format_report(report))
+    if args.csv:
+        from app.evaluation import write_section_files
+
+        write_section_files(report, args.csv)
     if args.json:
         from inference.files import atomic_write_text
 
@@ -496,31 +541,40 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _synthesize(args) -> int:
-    from app.synthesis import export_patches, generate_patches, load_generator
+def spec_capability(method: str) -> str:
+    """The capability a method's card evaluates (its first declared one)."""
+    capabilities = get_spec(method).capabilities()
+    return capabilities[0] if capabilities else "produces_map"
 
-    wanted = [] if args.label == "all" else [args.label]
-    engine = load_generator(args.model, args.device, check=(wanted, args.n, args.seed, args.truncation))
+
+def _synthesize(args) -> int:
+    from inference.patches import export_patches, generate_patches, load_generator
+
+    spec = get_spec("synthesis").require("generates_patches")
+    values = _parameters(args, spec, defaults=True)
+    wanted = [] if values["label"] == "all" else [values["label"]]
+    engine = load_generator(args.model, values["device"],
+                            check=(wanted, values["count"], values["seed"], values["truncation"]))
     labels = wanted or engine.classes
     patches = []
     for label in labels:
-        patches += generate_patches(engine, label, args.n, args.seed, args.truncation)
+        patches += generate_patches(engine, label, values["count"], values["seed"], values["truncation"])
     summary = export_patches(patches, args.out, [f.strip() for f in args.format.split(",") if f.strip()])
     if args.grid:
-        from app.synthesis import contact_sheet
         from inference.files import atomic_write_bytes
         from inference.images import png_bytes
+        from inference.patches import contact_sheet
 
-        atomic_write_bytes(args.grid, png_bytes(contact_sheet(patches, columns=args.n)))
+        atomic_write_bytes(args.grid, png_bytes(contact_sheet(patches, columns=values["count"])))
     print(f"wrote {len(summary.files)} file(s) for {len(patches)} {'/'.join(labels)} patch(es) of "
-          f"{engine.bundle.label} (seed {args.seed}) to {args.out}; list: {summary.csv.name}")
+          f"{engine.bundle.label} (seed {values['seed']}) to {args.out}; list: {summary.csv.name}")
     return 0
 
 
 def _augmentation(args) -> int:
     import json
 
-    from app.synthesis import augmentation_markdown, run_augmentation
+    from training.synthesis.card import augmentation_markdown, run_augmentation
 
     splits = lambda text: tuple(v.strip() for v in text.split(",") if v.strip())  # noqa: E731
     result = run_augmentation(args.labels, model=args.model, name=args.name, seeds=tuple(range(args.seeds)),

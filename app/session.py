@@ -188,6 +188,17 @@ def _to_uint8(display: np.ndarray) -> np.ndarray:
     return (display * np.float32(255) + np.float32(0.5)).astype(np.uint8)
 
 
+def first_threshold(bundle: "Bundle", map_name: str, summary: MapSummary) -> float:
+    """The threshold a bundle's first map of a kind starts at: the bundle's calibrated cut-off for its
+    main map (the image score is a mean of that map, in the same units), else the map's 95th
+    percentile; always below the top of the colour range, so the first toggle shows something."""
+    from inference.methods import get
+
+    calibration = bundle.calibration
+    if calibration is not None and map_name == get(bundle.method).maps[0] and 0 < calibration.threshold < summary.vmax:
+        return float(calibration.threshold)
+    return summary.default_threshold
+
 
 @dataclass
 class Session:
@@ -222,6 +233,7 @@ class Session:
     labels_changed = Signal()
     shapes_changed = Signal(object)  # (Image)
     bundles_changed = Signal()
+    parameters_changed = Signal(str, str)  # (method, parameter name) a method's run parameter changed
 
     def __post_init__(self):
         self._next_shape = 1
@@ -615,8 +627,13 @@ class Session:
         return dict(values)
 
     def set_parameter(self, method: str, name: str, value: Any) -> None:
+        """Set a method's run parameter; emits ``parameters_changed`` (and ``style_changed`` for the
+        map shown, which changes the style, not the results). Setting the value it has emits nothing."""
         self.parameters(method)
+        if self.method_parameters[method].get(name) == value:
+            return
         self.method_parameters[method][name] = value
+        self.parameters_changed.emit(method, name)
         if name == "map":  # another map of the same results: its own style, no recomputation
             for bundle in [b for b in self.bundles if b.method == method]:
                 self.style_changed.emit(bundle)
@@ -649,13 +666,15 @@ class Session:
         if indices is not None:
             map_name, vmax, array = indices
             self.frames_shown.put(OverlayKey(key, map_name, vmax), array)
-        calibrated = False
+        changed = False
+        preview = bool(result.parameters.get("preview"))
         for map_name, summary in (summaries or {}).items():
             style = self.style(bundle, map_name)
-            if not style.calibrated:
-                style.vmax, style.threshold, style.calibrated = summary.vmax, summary.default_threshold, True
-                calibrated = True
-        if calibrated:
+            if not style.calibrated:  # a coarse preview shows provisionally; the final map sets the range
+                style.vmax, style.threshold = summary.vmax, first_threshold(bundle, map_name, summary)
+                style.calibrated = not preview
+                changed = True
+        if changed:
             self.style_changed.emit(bundle)
         self.result_added.emit(image, frame, bundle)
 
@@ -678,10 +697,13 @@ class Session:
         return style
 
     def update_style(self, bundle: "Bundle", **changes) -> OverlayStyle:
+        """The user's change of a style; a threshold or range they set is theirs (no map moves it)."""
         style = self.style(bundle)
         for name, value in changes.items():
-            if not hasattr(style, name) or name == "map_name":
+            if name not in OverlayStyle.__dataclass_fields__ or name in ("map_name", "calibrated"):
                 raise AttributeError(f"OverlayStyle has no settable field {name!r}")
             setattr(style, name, value)
+        if "threshold" in changes or "vmax" in changes:
+            style.calibrated = True
         self.style_changed.emit(bundle)
         return style

@@ -1,6 +1,6 @@
 """`mammolens train-all`: every registered method's preset, each within its own time budget.
 
-The command a GPU lease runs (DESIGN.md: one prepared command, minutes on one H100/H200): it
+The command a GPU lease runs (one prepared command, minutes a method on one H100/H200): it
 simulates the phantom data once (skipped when the folder already has it), then for each method
 with a training package trains its preset for at most its budget, resuming from the run folder
 (``carry.pt``, float16 weights without optimizer state, is written too: a few MB that can be
@@ -30,7 +30,7 @@ def train_all(out: str | Path, *, preset: str = "gpu", minutes: float = 4.0, bud
               patients: int = 400, shape=(512, 416), spacing: float = 0.4, overrides: dict[str, str] | None = None,
               device: str = "auto", methods=None, ceiling: bool = True, object_patients: int | None = None,
               log=print) -> list:
-    from app.evaluation import evaluate_bundle
+    from training.evaluation import evaluate_bundle
     from inference.methods import trainable
     from training.export import export_run
     from training.loop import command_line, config_from_preset, train
@@ -57,9 +57,9 @@ def train_all(out: str | Path, *, preset: str = "gpu", minutes: float = 4.0, bud
         log(f"{spec.title}: preset {preset}, budget {budget:g} min")
         run = train(package.Method(cfg), log=log)
         bundle = export_run(run, out / "bundles" / f"{name}-{preset}", name=f"{name}-phantom-{preset}", log=log)
-        extra = {} if object_patients is None else {"object_patients": object_patients}
+        options = {"ceiling": ceiling, "object_patients": object_patients}
         report = evaluate_bundle(labels, method=spec.method, model=str(bundle.path), split="test", device="cpu",
-                                 ceiling=ceiling, **extra)
+                                 options=options)
         log(f"{spec.title}: {report['key_line']}")
         bundles.append(bundle)
     return bundles

@@ -89,7 +89,7 @@ _INPUT_FIELDS = ("resolution", "channels", "value_range", "laterality", "padding
 _CAL_RATES = ("auc", "sensitivity", "specificity", "precision", "f1")  # in [0, 1]
 _CAL_NUMBERS = ("youden_j", "equal_sens_spec_threshold") + _CAL_RATES
 _CAL_COUNTS = ("n_normal", "n_abnormal")
-_CAL_FIELDS = ("score", "threshold", "data", "per_class") + _CAL_NUMBERS + _CAL_COUNTS
+_CAL_FIELDS = ("score", "threshold", "data", "per_class", "parameters") + _CAL_NUMBERS + _CAL_COUNTS
 _PROVENANCE_REQUIRED = {"command": str, "seed": int, "iterations": int, "code_revision": str, "date": str}
 _PROVENANCE_OPTIONAL = {"device": str, "training_data": str}
 
@@ -146,9 +146,29 @@ class Calibration:
     n_normal: int | None = None
     n_abnormal: int | None = None
     per_class: Mapping[str, Mapping[str, float]] = field(default_factory=dict, hash=False)
+    #: the run parameters that change the score, as measured (empty: the method's defaults); a
+    #: cut-off belongs to them and decides nothing at other values
+    parameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def measured_at(self, spec) -> dict:
+        """The run parameters this calibration was measured at (the method's defaults filled in)."""
+        return spec.run_arguments(dict(self.parameters))
+
+    def applies_to(self, spec, parameters: Mapping[str, Any]) -> bool:
+        """True when a score at ``parameters`` is comparable with this cut-off."""
+        return self.measured_at(spec) == spec.run_arguments(dict(parameters))
+
+    def not_applicable(self, spec, parameters: Mapping[str, Any]) -> str:
+        """Why there is no decision at ``parameters`` (one phrase naming the values that differ)."""
+        measured, asked = self.measured_at(spec), spec.run_arguments(dict(parameters))
+        differ = [name for name in asked if asked[name] != measured.get(name)]
+        here = ", ".join(f"{n} {asked[n]}" for n in differ)
+        there = ", ".join(f"{n} {measured.get(n)}" for n in differ)
+        return f"no calibrated cut-off for {here} (the bundle's is for {there})"
 
     @classmethod
-    def from_evaluation(cls, evaluation: Mapping[str, Any], *, score: str, data: str) -> "Calibration":
+    def from_evaluation(cls, evaluation: Mapping[str, Any], *, score: str, data: str,
+                        parameters: Mapping[str, Any] | None = None) -> "Calibration":
         """A calibration from :func:`inference.metrics.evaluate`'s result (at its ``threshold``)."""
         confusion = evaluation.get("confusion", {})
 
@@ -164,7 +184,7 @@ class Calibration:
                    sensitivity=rate("sensitivity"), specificity=rate("specificity"),
                    precision=rate("precision"), f1=rate("f1"),
                    n_normal=evaluation.get("n_normal"), n_abnormal=evaluation.get("n_abnormal"),
-                   per_class=per_class)
+                   per_class=per_class, parameters=dict(parameters or {}))
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"score": self.score, "threshold": self.threshold}
@@ -175,6 +195,8 @@ class Calibration:
         out["data"] = self.data
         if self.per_class:
             out["per_class"] = {name: dict(block) for name, block in self.per_class.items()}
+        if self.parameters:
+            out["parameters"] = dict(self.parameters)
         return out
 
 
@@ -465,7 +487,11 @@ def _parse_calibration(r: _Reader, data: Any) -> Calibration | None:
             if value is not None:
                 r.finite(value, f"calibration.per_class.{name}.{key}")
         per_class[name] = dict(block)
-    return Calibration(per_class=per_class, **values)
+    parameters = dict(r.obj(cal.get("parameters", {}), "calibration.parameters"))
+    for name, value in parameters.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise r.bad(f"calibration.parameters.{name}", "a number, text or true/false", value)
+    return Calibration(per_class=per_class, parameters=parameters, **values)
 
 
 def _parse_provenance(r: _Reader, data: Any) -> dict:

@@ -62,6 +62,7 @@ class Result:
     score: float
     threshold: float | None = None
     decision: str | None = None  # "abnormal" / "normal"; None without calibration
+    no_decision: str | None = None  # why there is no decision, when the bundle has a calibration
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     frame: int | None = None  # DBT slice index
     parameters: dict = field(default_factory=dict)  # the method parameters actually used
@@ -70,12 +71,23 @@ class Result:
     @classmethod
     def for_bundle(cls, bundle: "Bundle", *, provider: str, maps: dict[str, np.ndarray], score: float,
                    timings: dict[str, float] | None = None, frame: int | None = None,
-                   parameters: dict | None = None, fallback_reason: str | None = None) -> "Result":
-        """A result stamped with the bundle's name, version and method, decided by its calibration."""
-        threshold, decision = decide(score, bundle.calibration)
+                   parameters: dict | None = None, fallback_reason: str | None = None,
+                   no_decision: str | None = None) -> "Result":
+        """A result stamped with the bundle's name, version and method, decided by its calibration.
+
+        A calibrated cut-off belongs to the run parameters it was measured at: at other values the
+        result has no threshold and no decision, and ``no_decision`` says why; a caller whose score
+        no cut-off applies to passes its own ``no_decision``.
+        """
+        from inference.methods import get
+
+        calibration = None if no_decision else bundle.calibration
+        if calibration is not None and not calibration.applies_to(get(bundle.method), parameters or {}):
+            calibration, no_decision = None, bundle.calibration.not_applicable(get(bundle.method), parameters or {})
+        threshold, decision = decide(score, calibration)
         return cls(method=bundle.method, bundle_name=bundle.name, bundle_version=bundle.version,
                    provider=provider, maps=dict(maps), score=float(score), threshold=threshold,
-                   decision=decision, timings=dict(timings or {}), frame=frame,
+                   decision=decision, no_decision=no_decision, timings=dict(timings or {}), frame=frame,
                    parameters=dict(parameters or {}), fallback_reason=fallback_reason)
 
     @property
@@ -96,6 +108,7 @@ class Result:
             "score": _plain(float(self.score)),
             "threshold": _plain(self.threshold),
             "decision": self.decision,
+            "no_decision": self.no_decision,
             "frame": self.frame,
             "maps": {name: list(np.shape(arr)) for name, arr in self.maps.items()},
             "timings": _plain({k: float(v) for k, v in self.timings.items()}),

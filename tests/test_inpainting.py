@@ -193,19 +193,20 @@ def test_roi_completion_shapes_and_scores(engine):
 
 
 def test_card_reports_every_map_variant(tiny_inpainting):
-    from app.evaluation import card_markdown, evaluate_bundle
+    from training.evaluation import card_markdown, evaluate_bundle
 
     labels, _, bundle_dir = tiny_inpainting
     report = evaluate_bundle(labels, method="inpainting", model=str(bundle_dir), split="test", device="cpu",
-                             card=False, ceiling=False, object_patients=0, completion_images=2,
+                             card=False, options={"ceiling": False, "object_patients": 0, "completion_images": 2},
                              parameters={"stride": 16})
-    assert set(report["variants"]) == {f"{s} {k}" for s in ("dmse", "mse", "critic")
-                                       for k in ("non-averaged", "averaged")}
-    assert report["parameters"] == {"stride": 16} and report["variants"]["mse averaged"]["parameters"] == {
-        "stride": 16, "score": "mse", "heatmap": "averaged"}
+    variants = {k: v for k, v in report["variants"].items() if k != "paper_reference"}
+    assert set(variants) == {f"{s} {k}" for s in ("dmse", "mse", "critic") for k in ("non-averaged", "averaged")}
+    assert report["parameters"] == {"stride": 16, "score": "dmse", "heatmap": "non-averaged"}
+    assert variants["mse averaged"]["parameters"] == {"stride": 16, "score": "mse", "heatmap": "averaged"}
+    # the bundle was calibrated at the default stride 8: at 16 the threshold comes from val, not the bundle
     assert report["image_level"]["paper"]["threshold_source"] == "Youden J on the val split"
     assert report["completion_quality"]["sizes"], "ROI completion against the biharmonic baseline"
-    assert "Table 2" in report["paper_reference"]
+    assert "Table 2" in report["variants"]["paper_reference"]
     text = card_markdown(report)
     assert "## Map variants" in text and "mse averaged" in text
 
@@ -280,3 +281,26 @@ def test_the_shipped_bundle_loads_and_yields_a_map():
     display = _display(300, 240, seed=7)
     r = engine.run(display, "L", stride=32)
     assert r.difference.shape == display.shape and np.isfinite(r.difference).any() and np.isfinite(r.score)
+
+
+def test_no_val_split_means_no_threshold(tiny_inpainting, tmp_path):
+    """At a stride the bundle was not calibrated at and with no val rows, the card reports AUC only:
+    a threshold tuned on the split under test would flatter sensitivity and specificity."""
+    import dataclasses
+
+    from inference.labels import read_labels, write_labels
+    from training.evaluation import card_markdown, evaluate_bundle
+    from training.evaluation.sections import NO_THRESHOLD
+
+    labels, _, bundle_dir = tiny_inpainting
+    rows = [dataclasses.replace(r, path=str(Path(labels).parent / r.path)) for r in read_labels(labels)
+            if r.split != "val"]
+    write_labels(tmp_path / "labels.csv", rows)
+    report = evaluate_bundle(tmp_path / "labels.csv", method="inpainting", model=str(bundle_dir), device="cpu",
+                             card=False, options={"ceiling": False, "object_patients": 0, "completion_images": 0},
+                             parameters={"stride": 16})
+    for score in ("paper", "focal"):
+        block = report["image_level"][score]
+        assert block["threshold"] is None and block["threshold_source"] == NO_THRESHOLD
+        assert "confusion" not in block and block["per_class"] == {} and 0 <= block["auc"] <= 1
+    assert "| none (none: no calibration at these run parameters" in card_markdown(report)

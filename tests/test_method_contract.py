@@ -22,10 +22,43 @@ from inference import methods  # noqa: E402
 
 @pytest.fixture
 def toy_registered(monkeypatch):
+    """The toy registered through ``register`` (its capabilities checked), on a copy of the registry."""
     from tests.toy_method import SPEC
 
-    monkeypatch.setitem(methods.METHODS, SPEC.method, SPEC)
-    return SPEC
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
+    return methods.register(SPEC)
+
+
+def test_register_refuses_a_capability_the_engine_lacks(monkeypatch):
+    """A spec that declares what its engine does not implement fails at register(), with a sentence."""
+    import dataclasses
+
+    from tests.toy_method import SPEC
+
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
+    with pytest.raises(methods.MethodError, match=r"Toy autoencoder declares what its engine ToyEngine does not "
+                                                  r"implement: generate \(generates_patches\)"):
+        methods.register(dataclasses.replace(SPEC, generates_patches=True))
+    assert "toy" not in methods.METHODS
+
+
+@pytest.mark.parametrize("method", [s.method for s in methods.METHODS.values() if s.has_engine])
+def test_every_builtin_engine_implements_what_its_entry_declares(method):
+    methods.check_engine(methods.get(method))  # what register() checks for a new method
+
+
+def test_a_method_without_an_engine_is_offered_nowhere(capsys):
+    """Projection is registered (the viewer names it) but has no engine: no verb offers it, and asking
+    for it, or for maps from a generator, is one sentence."""
+    from app.cli import main
+
+    assert "projection" not in methods.method_names() and "synthesis" not in methods.method_names("produces_map")
+    assert main(["analyze", ".", "--method", "projection", "--out", "x"]) == 2
+    assert "StyleGAN2 projection has no engine in this version of mammolens." in capsys.readouterr().err
+    assert main(["analyze", ".", "--method", "synthesis", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "Lesion synthesis cannot draw anomaly maps; methods that can: translation, inpainting." in err
+    assert "Traceback" not in err
 
 
 def test_toy_method_appears_in_train_export_analyze_evaluate_and_the_panel(toy_registered, tiny_healthygan, tmp_path,
@@ -57,7 +90,10 @@ def test_toy_method_appears_in_train_export_analyze_evaluate_and_the_panel(toy_r
                  "--object-patients", "1"]) == 0
     card = json.loads((bundle.path / "card.json").read_text())
     assert card["method"] == "toy" and "test AUC" in card["key_line"] and "supervised ceiling" in card["key_line"]
-    assert (bundle.path / "card.md").read_text().startswith("# Evaluation card: toy-1 1 (toy)")
+    # the toy's own card section, from its own module: measured, in the key line and in card.md
+    assert card["toy_reconstruction"]["n"] > 0 and "toy reconstruction error" in card["key_line"]
+    md = (bundle.path / "card.md").read_text()
+    assert md.startswith("# Evaluation card: toy-1 1 (toy)") and "## Toy reconstruction" in md
 
     from app.gui import build_window, demo_study_path
 
@@ -74,6 +110,8 @@ def test_toy_method_appears_in_train_export_analyze_evaluate_and_the_panel(toy_r
     panel = window.overlay_panel
     assert panel.findChild(QtWidgets.QDoubleSpinBox, "parameter_gain") is not None
     assert panel.card.text() == "Model card: " + card["key_line"]
+    # its second capability: the viewer's ROI completion offers the toy bundle
+    assert methods.first_usable(controller.session.bundles, "completes_roi").name == "toy-1"
     qtbot.waitUntil(lambda: controller.session.result(controller.session.current, 0, toy) is not None, timeout=20000)
 
 
@@ -123,7 +161,7 @@ def test_every_method_keeps_the_shared_guarantees(spec, tiny_healthygan, tmp_pat
         r = engine.complete(display, "L", (20, 20, 40, 40))
         assert r.maps["completion"].shape == display.shape
     if spec.generates_patches:
-        patches = engine.generate(spec.classes[0] if hasattr(spec, "classes") else "mass", 3, seed=1)
+        patches = engine.generate(bundle.parameters["classes"][0], 3, seed=1)
         assert len(patches) == 3
 
 

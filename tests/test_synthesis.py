@@ -27,7 +27,7 @@ SHIPPED = REPO / "resources" / "models" / "synthesis-phantom"
 
 @pytest.fixture(scope="module")
 def engine(tiny_synthesis):
-    from app.synthesis import load_generator
+    from inference.patches import load_generator
 
     return load_generator(tiny_synthesis[2], "cpu")
 
@@ -52,7 +52,7 @@ def test_different_seeds_and_classes_differ(engine):
 
 
 def test_classes_come_from_the_bundle(tiny_synthesis, engine):
-    from app.synthesis import bundle_classes
+    from inference.patches import bundle_classes
     from inference.bundle import load_bundle
 
     bundle = load_bundle(tiny_synthesis[2])
@@ -95,7 +95,7 @@ def test_export_png_dicom_csv(tmp_path, engine):
     import imageio.v3 as iio
     import pydicom
 
-    from app.synthesis import CSV_COLUMNS, export_patches, generate_patches
+    from inference.patches import CSV_COLUMNS, export_patches, generate_patches
 
     patches = generate_patches(engine, "calcification", 2, seed=3)
     summary = export_patches(patches, tmp_path / "out", ("png8", "png16", "dicom"))
@@ -122,7 +122,7 @@ def test_export_png_dicom_csv(tmp_path, engine):
 
 
 def test_export_appends_without_overwriting(tmp_path, engine):
-    from app.synthesis import export_patches, generate_patches
+    from inference.patches import export_patches, generate_patches
 
     patches = generate_patches(engine, "mass", 2, seed=1)
     first = export_patches(patches, tmp_path, ("png8",))
@@ -135,7 +135,7 @@ def test_export_appends_without_overwriting(tmp_path, engine):
 
 
 def test_export_refuses_a_foreign_csv(tmp_path, engine):
-    from app.synthesis import ExportError, export_patches, generate_patches
+    from inference.patches import ExportError, export_patches, generate_patches
 
     (tmp_path / "synthetic.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ExportError, match="not a mammolens synthesis CSV"):
@@ -162,8 +162,8 @@ def test_cli_synthesize(tmp_path, tiny_synthesis, capsys):
 
 
 @pytest.mark.parametrize("args, words", [(["--class", "nodule", "--n", "2"], "Unknown class 'nodule'"),
-                                         (["--class", "mass", "--n", "0"], "at least 1"),
-                                         (["--class", "mass", "--n", "-3"], "at least 1")])
+                                         (["--class", "mass", "--n", "0"], "Count must lie in 1..4096, not 0."),
+                                         (["--class", "mass", "--n", "-3"], "Count must lie in 1..4096, not -3.")])
 def test_cli_bad_input_one_sentence_rc2(tmp_path, tiny_synthesis, capsys, args, words):
     from app.cli import main
 
@@ -229,15 +229,16 @@ def test_reference_metrics_known_values():
 
 
 def test_evaluate_synthesis_tables_csv_card(tmp_path, tiny_synthesis):
-    """What `mammolens evaluate --method synthesis --csv` does (evaluate_bundle hands over to
-    evaluate_synthesis), with a short classifier so the test stays fast."""
-    from app.evaluation import format_report
-    from app.synthesis import evaluate_synthesis
+    """What `mammolens evaluate --method synthesis --csv` does (the synthesis card's own sections,
+    named by its registry entry), with a short classifier so the test stays fast."""
+    from app.evaluation import format_report, write_section_files
+    from training.evaluation import evaluate_bundle
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_synthesis[2], bundle)
-    report = evaluate_synthesis(tiny_synthesis[1], model=str(bundle), device="cpu", csv_path=tmp_path / "q.csv",
-                                classifier_steps=10, n_fcd=16)
+    report = evaluate_bundle(tiny_synthesis[1], method="synthesis", model=str(bundle), device="cpu",
+                             options={"classifier_steps": 10, "n_fcd": 16}, log=lambda *a: None)
+    write_section_files(report, tmp_path / "q.csv")
     out = format_report(report)
     assert "| image | PSNR | SSIM | DSSIM | MSE | FSIM |" in out and "BRISQUE: not computed" in out
     rows = list(csv.DictReader(open(tmp_path / "q.csv", newline="")))
@@ -251,7 +252,7 @@ def test_evaluate_synthesis_tables_csv_card(tmp_path, tiny_synthesis):
 def test_augmentation_experiment_into_the_card(tmp_path, tiny_synthesis):
     import json
 
-    from app.synthesis import run_augmentation
+    from training.synthesis.card import run_augmentation
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_synthesis[2], bundle)
@@ -319,20 +320,22 @@ def test_networks_follow_the_paper_tables_at_64_and_128():
 
 def test_cli_evaluate_hands_synthesis_its_own_options(tmp_path, monkeypatch, capsys):
     """`mammolens evaluate --method synthesis` goes to the synthesis card with --csv and --inception."""
-    import app.synthesis
+    import training.evaluation
     from app.cli import main
 
     seen = {}
 
     def fake(labels, **kwargs):
         seen.update(kwargs, labels=labels)
-        return {"synthesis": {"classes": {}, "not_computed": {}}, "key_line": "k"}
+        return {"method": "synthesis", "bundle": "m", "version": "1", "labels": "l.csv", "split": "test",
+                "synthesis": {"classes": {}, "not_computed": {}}, "key_line": "k"}
 
-    monkeypatch.setattr(app.synthesis, "evaluate_synthesis", fake)
+    monkeypatch.setattr(training.evaluation, "evaluate_bundle", fake)
     rc = main(["evaluate", "--method", "synthesis", "--labels", str(tmp_path / "l.csv"), "--model", "m",
                "--csv", str(tmp_path / "q.csv"), "--inception", str(tmp_path / "i.onnx"), "--no-card"])
-    assert rc == 0 and seen["csv_path"] == tmp_path / "q.csv" and seen["inception"] == tmp_path / "i.onnx"
+    assert rc == 0 and seen["options"]["inception"] == tmp_path / "i.onnx"
     assert seen["model"] == "m" and seen["card"] is False and seen["split"] == "test"
+    assert (tmp_path / "q.csv").read_text().startswith("class,image,")
     assert "card: k" in capsys.readouterr().out
 
 

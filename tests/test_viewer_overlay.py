@@ -253,3 +253,48 @@ def test_inpainting_overlay_shows_its_preview_then_the_fine_map_and_completes_a_
     assert np.array_equal(laid[:300], before[:300]), "nothing else changes"
     dialog.in_place.setChecked(False)
     assert np.array_equal(canvas.image_item.image, before)
+
+
+def test_the_shipped_inpainting_overlay_is_visible_on_its_first_toggle(qtbot, tmp_path, monkeypatch):
+    """Fresh start, first toggle: the preview shows coloured windows and so does the final map; the
+    first threshold is the bundle's calibrated cut-off, the range is the final map's, and a drawn
+    box gets its error without a borrowed decision."""
+    from app.gui import build_window, demo_study_path
+    from inference.bundle import bundled_models_dir
+
+    shipped = bundled_models_dir() / "inpainting-phantom"
+    if not shipped.is_dir():
+        pytest.skip("inpainting-phantom is not bundled")
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    win, ctl = build_window(models_dirs=[])
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    ctl.studies.open(demo_study_path())
+    bundle = ctl.overlays.bundle_named("inpainting-phantom")
+    canvas = ctl.display.current_canvas()
+    seen = []
+
+    def on_result(image, frame, b):
+        qtbot.wait(1)  # let the presenter draw it
+        seen.append((bool(ctl.session.result(image, frame, b).parameters.get("preview")), canvas.has_overlay()))
+
+    ctl.session.result_added.connect(on_result)
+    ctl.overlays.toggle_method(bundle, True, all_views=False)
+    qtbot.waitUntil(lambda: any(p is True for p, _ in seen), timeout=60000)
+    qtbot.waitUntil(canvas.has_overlay, timeout=5000)
+    assert coloured_pixels(canvas) > 50, "the preview is visible"
+    wait_jobs(qtbot, ctl, timeout=120000)
+    assert seen[-1][0] is False
+    style = ctl.session.style(bundle)
+    final = ctl.session.result(ctl.session.current, 0, bundle)
+    assert style.threshold == pytest.approx(bundle.calibration.threshold) and style.threshold < style.vmax
+    assert style.vmax == pytest.approx(float(np.nanpercentile(final.maps["difference"][final.maps["difference"] > 0],
+                                                               99.9)), rel=0.05), "the range is the final map's"
+    assert coloured_pixels(canvas) > 50, "the final map is visible"
+
+    ctl.session.add_shape(ctl.session.current, "rect", 300, 400, 360, 460)
+    win.actions["inpaint"].trigger()
+    wait_jobs(qtbot, ctl)
+    assert "no cut-off for a drawn box" in ctl.roi.completion.scores.text()
+    assert "abnormal" not in ctl.roi.completion.scores.text()

@@ -287,7 +287,7 @@ def test_inpaint_and_synthesis_wait_for_their_bundles_then_plug_in(viewer, qtbot
     ctl.models_dirs = [tiny_synthesis[2].parent]
     ctl.reload_bundles()
     classes = [win.synthesis.lesion_class.itemText(i) for i in range(win.synthesis.lesion_class.count())]
-    from app.synthesis import bundle_classes
+    from inference.patches import bundle_classes
 
     bundle = next(b for b in ctl.session.bundles if b.method == "synthesis")
     assert classes == bundle_classes(bundle), "the pane's classes are the bundle's"

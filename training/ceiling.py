@@ -1,4 +1,4 @@
-"""The supervised ceiling of the evaluation card (DESIGN.md, "Evaluating a model").
+"""The supervised ceiling of the evaluation card (training.evaluation).
 
 The method's own network family (its ``supervised_network``: HealthyGAN's critic with a global
 mean over its patch outputs) trained *with* the labels, lesion or normal, on the same training

@@ -134,7 +134,8 @@ def calibrate(engine, data, description: str, **parameters):
     if parameters:
         description += " with " + ", ".join(f"{k} {v}" for k, v in parameters.items())
     report = evaluate((~data.is_normal).astype(int), scores, classes=data.labels)
-    return Calibration.from_evaluation(report, score=engine.spec.score, data=description)
+    return Calibration.from_evaluation(report, score=engine.spec.score, data=description,
+                                       parameters=engine.spec.run_arguments(parameters))
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None, version: str = "1",

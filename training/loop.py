@@ -66,6 +66,10 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0
     command: str = ""
+    beta1: float = 0.5
+    beta2: float = 0.999
+    eps: float = 1e-8
+    n_critic: int = 1
 
     #: what each setting means, for `mammolens train METHOD --help`; a method's config adds its own
     HELP: ClassVar[dict[str, str]] = {
@@ -81,6 +85,10 @@ class TrainConfig:
         "carry_checkpoint": "also write carry.pt: float16 weights without optimizer state, small enough to carry",
         "device": "auto, cuda or cpu",
         "threads": "torch CPU threads (0: torch's default)",
+        "beta1": "Adam beta1 of every network",
+        "beta2": "Adam beta2 of every network",
+        "eps": "Adam epsilon of every network",
+        "n_critic": "critic updates per generator update (the other phases run every n_critic-th iteration)",
     }
 
 
@@ -160,6 +168,9 @@ class GANMethod:
     ema_network = "generator"  # averaged, exported and validated
     ema_phase = "generator"  # the EMA is updated after this phase's step
     calibrated = True  # export calibrates a threshold on held-out images (False: a method without a score)
+    #: the phases of an iteration, each training the network of its name (as stylegan2-ada's phases
+    #: are data): the first every iteration, the others every ``n_critic``-th
+    phase_networks: tuple[str, ...] = ("critic", "generator")
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -186,17 +197,25 @@ class GANMethod:
         """The networks by name, built from the configuration's keyword arguments (order = RNG order)."""
         raise NotImplementedError
 
+    def learning_rates(self) -> dict[str, float]:
+        """The learning rate of each phase's network (default: the config's ``lr`` for all)."""
+        return {name: self.cfg.lr for name in self.phase_networks}
+
     def optimizers(self, networks: dict) -> dict[str, torch.optim.Optimizer]:
-        """One optimizer per phase name."""
-        raise NotImplementedError
+        """One Adam per phase, over the network of the same name, with the config's betas and epsilon."""
+        cfg, rates = self.cfg, self.learning_rates()
+        return {name: torch.optim.Adam(networks[name].parameters(), rates[name], (cfg.beta1, cfg.beta2), eps=cfg.eps)
+                for name in self.phase_networks}
 
     def loss(self, networks: dict):
         """An object with ``accumulate_gradients(phase, batch) -> dict of logged values``."""
         raise NotImplementedError
 
     def phases(self, iteration: int) -> tuple[str, ...]:
-        """The phases this iteration runs, in order."""
-        raise NotImplementedError
+        """The phases this iteration runs, in order, from :attr:`phase_networks` and ``n_critic``:
+        the first (the critic) every iteration, the others every ``n_critic``-th."""
+        first, *others = self.phase_networks
+        return (first, *others) if others and (iteration + 1) % self.cfg.n_critic == 0 else (first,)
 
     def learning_rate(self, iteration: int) -> float | None:
         """The learning rate of this iteration for every optimizer; None keeps them as they are."""

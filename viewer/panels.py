@@ -124,7 +124,9 @@ class OverlayPanel(QtWidgets.QWidget):
         self.card = QtWidgets.QLabel("")
         self.card.setWordWrap(True)
         self.card.setObjectName("model_card")
-        self.card.setStyleSheet("color: palette(mid)")
+        # readable, not a footnote: the line that says what the model can and cannot do
+        self.card.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        self.card.setMargin(4)
         self.card.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.title)
         layout.addWidget(self.score)
@@ -335,6 +337,8 @@ def show_completion(parent, display: np.ndarray, box: tuple[float, float, float,
     text = f"{scores}; score ({p.get('score', 'error')}) {result.score:.4f}" if scores else f"score {result.score:.4f}"
     if result.threshold is not None:
         text += f", calibrated cut-off {result.threshold:.4f} -> {result.decision}"
+    elif result.no_decision:
+        text += f"; {result.no_decision}"
     dialog.scores = QtWidgets.QLabel(text)
     dialog.scores.setWordWrap(True)
     layout.addWidget(dialog.scores)

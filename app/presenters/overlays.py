@@ -19,6 +19,8 @@ def score_text(result) -> str:
         text += f" {'≥' if result.score >= result.threshold else '<'} cut-off {result.threshold:.4f}"
     if result.decision:
         text += f" → {result.decision}"
+    elif result.no_decision:
+        text += f" ({result.no_decision})"
     return text
 
 
@@ -37,6 +39,7 @@ class OverlayPresenter(Presenter):
         s.overlay_changed.connect(self._refresh_overlay)
         s.result_added.connect(self._on_result_added)
         s.style_changed.connect(self._on_style_changed)
+        s.parameters_changed.connect(self._on_parameters_changed)
         w.method_toggled.connect(lambda index, on: self.toggle_method(self.method_bundles[index], on))
         p = w.overlay_panel
         p.style_edited.connect(self._on_style_edited)
@@ -352,10 +355,13 @@ class OverlayPresenter(Presenter):
 
     def _on_parameter_edited(self, name: str, value) -> None:
         bundle = self._overlay_bundle()
-        if bundle is None:
-            return
-        self.session.set_parameter(bundle.method, name, value)
+        if bundle is not None:
+            self.session.set_parameter(bundle.method, name, value)
+
+    def _on_parameters_changed(self, method: str, name: str) -> None:
+        """A run parameter changed (from the panel, a test or a script): the overlays of that method
+        show the results at the new values (computed when not cached)."""
         for image in {id(im): im for _, im in self.placed()}.values():
             overlay = self.session.state(image).overlay
-            if overlay is not None and overlay.method == bundle.method:
+            if overlay is not None and overlay.method == method:
                 self._refresh_overlay(image)

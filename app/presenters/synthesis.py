@@ -16,8 +16,8 @@ class SynthesisPresenter(Presenter):
     def __init__(self, context: Context):
         super().__init__(context)
         self.engines = context.engines
-        self.patches: list = []  # app.synthesis.Patch of the grid, in order
-        self.last_export = None  # app.synthesis.ExportSummary
+        self.patches: list = []  # inference.patches.Patch of the grid, in order
+        self.last_export = None  # inference.patches.ExportSummary
         self.session.bundles_changed.connect(self._update_pane)
         self.window.synthesis.generate_requested.connect(self.generate)
         self.window.synthesis.export_requested.connect(self.export)
@@ -28,7 +28,7 @@ class SynthesisPresenter(Presenter):
         return first_usable(self.session.bundles, "generates_patches")
 
     def _update_pane(self) -> None:
-        from app.synthesis import bundle_classes
+        from inference.patches import bundle_classes
         from inference.methods import unavailable_reason
 
         bundle = self.bundle()
@@ -44,7 +44,7 @@ class SynthesisPresenter(Presenter):
         device = self.session.parameters(bundle.method).get("device", "auto")
 
         def work(job):
-            from app.synthesis import generate_patches
+            from inference.patches import generate_patches
 
             engine = self.engines.get(bundle, device)
             return generate_patches(engine, label, count, seed, truncation, progress=job.report, cancel=job.token)
@@ -58,7 +58,7 @@ class SynthesisPresenter(Presenter):
                                 on_error=self.failed)
 
     def export(self, indices: list, folder: str):
-        from app.synthesis import export_patches
+        from inference.patches import export_patches
 
         chosen = [self.patches[i] for i in indices if i < len(self.patches)]
         if not chosen:

@@ -11,7 +11,13 @@ only when used, so this table costs nothing to import and ``inference`` never im
 ``training`` (the layers point down).
 
 Adding a method is one engine module in ``inference/methods/``, one package in
-``training/<name>/`` and one :func:`register` call below; nothing else changes.
+``training/<name>/`` (with its card sections) and one :func:`register` call; nothing else changes.
+
+Capabilities are declared by the spec (``produces_map``, ``completes_roi``, ``generates_patches``)
+and are typed methods of :class:`inference.methods.base.Engine`, one signature each;
+:func:`register` checks that the engine class implements every capability its spec declares
+(:data:`CAPABILITIES`) and refuses the spec with a sentence otherwise. A spec without an engine is
+listed (the viewer says it is not there yet) but offered by no verb.
 """
 from __future__ import annotations
 
@@ -21,10 +27,27 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from inference.devices import DEVICES
+from inference.errors import MammolensError
 
 if TYPE_CHECKING:  # pragma: no cover
     from inference.bundle import Bundle
     from inference.methods.base import Engine
+
+
+class MethodError(MammolensError, ValueError):
+    """A method that is unknown, has no engine, or cannot do what was asked (one sentence)."""
+
+
+#: each capability a spec can declare -> the Engine methods its engine must implement
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "produces_map": ("run_many", "map_prepared", "score_prepared"),
+    "completes_roi": ("complete",),
+    "generates_patches": ("generate",),
+}
+
+#: what each capability is, in words (for the sentence of a verb a method cannot do)
+CAPABILITY_WORDS = {"produces_map": "draw anomaly maps", "completes_roi": "complete a drawn region",
+                    "generates_patches": "generate lesion patches"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,7 @@ class Parameter:
     maximum: float | None = None
     help: str = ""
     affects_result: bool = True
+    aliases: tuple[str, ...] = ()  # other command-line flags for it ("--n" for count)
 
     @property
     def flag(self) -> str:
@@ -87,6 +111,7 @@ class MethodSpec:
     aliases: tuple[str, ...] = ()  # other names the command line accepts ("healthygan")
     input_size_parameter: str | None = None  # a bundle parameter that sets the networks' input size ("fov")
     score: str = ""  # the paper's image score, in words (calibration and cards)
+    card: str | None = None  # "module:ATTRIBUTE", the method's evaluation-card sections (training side)
 
     @property
     def has_engine(self) -> bool:
@@ -109,14 +134,33 @@ class MethodSpec:
     def run_arguments(self, values: dict[str, Any]) -> dict[str, Any]:
         return {p.name: values.get(p.name, p.default) for p in self.parameters if p.affects_result}
 
+    def capabilities(self) -> tuple[str, ...]:
+        return tuple(c for c in CAPABILITIES if getattr(self, c))
+
+    def require(self, capability: str) -> "MethodSpec":
+        """This spec, when it has an engine with ``capability``; else one sentence (MethodError)."""
+        if not self.has_engine:
+            raise MethodError(f"{self.title} has no engine in this version of mammolens.")
+        if capability not in self.capabilities():
+            able = [s.method for s in METHODS.values() if s.has_engine and capability in s.capabilities()]
+            raise MethodError(f"{self.title} cannot {CAPABILITY_WORDS[capability]}"
+                              + (f"; methods that can: {', '.join(able)}." if able else "."))
+        return self
+
     def engine_class(self) -> type["Engine"]:
         if self.engine is None:
-            raise LookupError(f"{self.title} has no engine in this version")
-        module, _, name = self.engine.partition(":")
-        return getattr(importlib.import_module(module), name)
+            raise MethodError(f"{self.title} has no engine in this version of mammolens.")
+        return _import(self.engine)
+
+    def card_sections(self) -> tuple:
+        """The method's evaluation-card sections (imports its training package: torch)."""
+        if self.card is None:
+            raise MethodError(f"{self.title} has no evaluation card in this version of mammolens.")
+        return tuple(_import(self.card))
 
     def load(self, bundle: "Bundle", device: str = "auto") -> "Engine":
         """The engine for ``bundle`` on ``device`` (opens its ONNX Runtime sessions)."""
+        check_engine(self)  # a deferred built-in entry is checked when first used
         return self.engine_class()(bundle, device=device)
 
     def training_package(self):
@@ -126,11 +170,36 @@ class MethodSpec:
         return importlib.import_module(self.training)
 
 
+def _import(dotted: str):
+    module, _, name = dotted.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 METHODS: dict[str, MethodSpec] = {}
 
 
-def register(spec: MethodSpec) -> MethodSpec:
-    """Add (or replace) a method; every consumer sees it from then on."""
+def check_engine(spec: MethodSpec) -> None:
+    """The engine class implements every capability the spec declares (MethodError otherwise)."""
+    from inference.methods.base import Engine
+
+    cls = spec.engine_class()
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise MethodError(f"{spec.title}: its engine {spec.engine} is not an Engine.")
+    missing = [f"{name} ({capability})" for capability in spec.capabilities() for name in CAPABILITIES[capability]
+               if getattr(cls, name) is getattr(Engine, name)]
+    if missing:
+        raise MethodError(f"{spec.title} declares what its engine {cls.__name__} does not implement: "
+                          f"{', '.join(missing)}.")
+
+
+def register(spec: MethodSpec, *, defer_check: bool = False) -> MethodSpec:
+    """Add (or replace) a method after checking its engine's capabilities; every consumer sees it from then on.
+
+    ``defer_check``: the built-in entries below, whose engines are imported (numpy, ...) only when
+    first used, so that ``mammolens --help`` stays fast; the suite checks them as register() would.
+    """
+    if spec.has_engine and not defer_check:
+        check_engine(spec)
     METHODS[spec.method] = spec
     return spec
 
@@ -140,20 +209,39 @@ def unregister(method: str) -> None:
 
 
 def get(name: str) -> MethodSpec:
-    """The spec for a method key or alias ("translation" or "healthygan"); ValueError otherwise."""
+    """The spec for a method key or alias ("translation" or "healthygan"); MethodError otherwise."""
     for spec in METHODS.values():
         if name in spec.names:
             return spec
-    raise ValueError(f"unknown method {name!r}; available: {', '.join(method_names())}")
+    raise MethodError(f"unknown method {name!r}; available: {', '.join(method_names())}")
 
 
-def method_names() -> list[str]:
-    """Every name the command line accepts, method keys first."""
-    return [s.method for s in METHODS.values()] + [a for s in METHODS.values() for a in s.aliases]
+def method_names(capability: str | None = None) -> list[str]:
+    """Every name the command line accepts for methods with an engine (and ``capability``), keys first."""
+    specs = with_capability(capability)
+    return [s.method for s in specs] + [a for s in specs for a in s.aliases]
+
+
+def load_engine(method: str, model: str | None = None, device: str = "auto", *, capability: str | None = None):
+    """The engine of ``method`` (a registry name or alias) for an explicit bundle, a bundle name, or
+    the first bundle of that method found; ``capability``: what the caller needs it to do."""
+    from inference.bundle import resolve_bundle
+
+    spec = get(method)
+    if capability is not None:
+        spec.require(capability)
+    elif not spec.has_engine:
+        raise MethodError(f"{spec.title} has no engine in this version of mammolens.")
+    return spec.load(resolve_bundle(model, method=spec.method), device)
 
 
 def trainable() -> list[MethodSpec]:
     return [s for s in METHODS.values() if s.training is not None and s.engine is not None]
+
+
+def with_capability(capability: str | None) -> list[MethodSpec]:
+    """The methods with an engine that can do ``capability`` (None: every method with an engine)."""
+    return [s for s in METHODS.values() if s.has_engine and (capability is None or capability in s.capabilities())]
 
 
 def spec_for(bundle: "Bundle") -> MethodSpec:
@@ -213,7 +301,12 @@ class EngineCache:
 # ---------------------------------------------------------------------------------------------
 # the methods (defaults from the papers)
 
-register(MethodSpec(
+
+def _builtin(spec: MethodSpec) -> MethodSpec:
+    return register(spec, defer_check=True)
+
+
+_builtin(MethodSpec(
     method="translation", title="HealthyGAN translation", aliases=("healthygan",),
     needs="needs a translation (HealthyGAN) model bundle", roles=("generator",),
     maps=("difference", "mask"),
@@ -221,16 +314,16 @@ register(MethodSpec(
     parameters=(Parameter("map", "Map", "difference", choices=("difference", "mask"),
                           help="difference |x - B'| or the generator's mask M", affects_result=False), DEVICE),
     produces_map=True, engine="inference.methods.translation:TranslationEngine", training="training.healthygan",
-    score="mean |x - B'| inside the breast"))
+    card="training.healthygan.card:SECTIONS", score="mean |x - B'| inside the breast"))
 
-register(MethodSpec(
+_builtin(MethodSpec(
     method="projection", title="StyleGAN2 projection", needs="needs a projection (StyleGAN2) model bundle",
     roles=("mapping", "synthesis", "encoder"), optional_roles=("critic",),
     maps=("difference", "projection"), units={"difference": "|x - mean projection| (display units)"},
     parameters=(Parameter("seeds", "Seeds", 9, choices=(1, 9, 16), help="projections averaged"), DEVICE),
     produces_map=True, score="sum of |x - mean projection| inside the breast / breast area"))
 
-register(MethodSpec(
+_builtin(MethodSpec(
     method="inpainting", title="Inpainting heatmap", needs="needs an inpainting model bundle",
     roles=("generator", "critic"), maps=("difference",),
     units={"difference": "completion error per window (DMSE = MSE x critic loss, or the one chosen)"},
@@ -244,16 +337,20 @@ register(MethodSpec(
                 DEVICE),
     produces_map=True, completes_roi=True, input_size_parameter="fov",
     engine="inference.methods.inpainting:InpaintingEngine", training="training.inpainting",
+    card="training.inpainting.card:SECTIONS",
     score="mean of the non-averaged DMSE map over the breast pixels the windows reach"))
 
-register(MethodSpec(
+_builtin(MethodSpec(
     method="synthesis", title="Lesion synthesis", needs="needs a synthesis model bundle", roles=("generator",),
-    parameters=(Parameter("label", "Class", "mass", help="lesion class (the bundle's parameters.classes)"),
-                Parameter("count", "Count", 16, minimum=1, maximum=4096, help="patches to generate"),
+    parameters=(Parameter("label", "Class", "mass", help="lesion class (the bundle's parameters.classes)",
+                          aliases=("--class",)),
+                Parameter("count", "Count", 16, minimum=1, maximum=4096, help="patches to generate (per class)",
+                          aliases=("--n",)),
                 Parameter("seed", "Seed", 0, minimum=0, maximum=2**32 - 1,
                           help="noise seed: the same seed and bundle give the same patches"),
                 Parameter("truncation", "Truncation", 1.0, minimum=0.01, maximum=1.0,
                           help="scales the uniform noise toward 0: < 1 trades diversity for typical patches"),
                 DEVICE),
     generates_patches=True, engine="inference.methods.synthesis:SynthesisEngine", training="training.synthesis",
+    card="training.synthesis.card:SECTIONS",
     score="none (a generator); quality by the paper's metrics"))

@@ -1,13 +1,15 @@
-"""The engine contract every method implements (DESIGN.md, "The method contract").
+"""The engine contract every method implements.
 
-An engine is built from a bundle and a device and offers what its method can do:
+An engine is built from a bundle and a device and offers what its method can do. Each capability
+is a typed method of :class:`Engine` with one signature, and the registry checks, when a method
+registers, that its engine implements every capability its spec declares:
 
-* maps: :meth:`Engine.run_many` -> one :class:`Result` per frame, maps on the original grid;
-* :meth:`Engine.score_prepared`: image scores of already preprocessed images (calibration,
-  validation during training and ``evaluate`` all call this one function), and
+* maps (``produces_map``): :meth:`Engine.run_many` -> one :class:`Result` per frame, maps on the
+  original grid; :meth:`Engine.score_prepared`, image scores of already preprocessed images
+  (calibration, validation during training and ``evaluate`` all call this one function); and
   :meth:`Engine.map_prepared`, their main maps in model space (the card's localisation);
-* ROI completion: :meth:`Engine.complete`;
-* patch generation: :meth:`Engine.generate`.
+* ROI completion (``completes_roi``): :meth:`Engine.complete`;
+* patch generation (``generates_patches``): :meth:`Engine.generate`.
 
 What is shared lives here: the ONNX Runtime sessions by role (one provider, its fallback reason
 recorded), the bundle's declared input value range (networks may be trained on [-1, 1] while the
@@ -65,10 +67,15 @@ class Engine:
         return " ".join(dict.fromkeys(reasons)) or None
 
     def result(self, *, maps: dict[str, np.ndarray], score: float, timings: dict[str, float] | None = None,
-               frame: int | None = None, parameters: dict | None = None) -> Result:
-        """The one constructor of results: bundle, calibrated decision, provider and fallback reason."""
+               frame: int | None = None, parameters: dict | None = None, no_decision: str | None = None) -> Result:
+        """The one constructor of results: bundle, calibrated decision, provider and fallback reason.
+
+        ``no_decision``: a score the bundle's cut-off does not apply to (a drawn box against an
+        image-level calibration), with the reason the result shows instead of a decision.
+        """
         return Result.for_bundle(self.bundle, provider=self.provider, maps=maps, score=score, timings=timings,
-                                 frame=frame, parameters=parameters, fallback_reason=self.fallback_reason)
+                                 frame=frame, parameters=parameters, fallback_reason=self.fallback_reason,
+                                 no_decision=no_decision)
 
     # -- the bundle's value range ----------------------------------------------------------------
 
@@ -86,11 +93,16 @@ class Engine:
 
     # -- capabilities (a method implements those its registry entry declares) ---------------------
 
-    def score_prepared(self, images: np.ndarray, masks: np.ndarray, cancel: CancelToken | None = None) -> np.ndarray:
+    def score_prepared(self, images: np.ndarray, masks: np.ndarray, cancel: CancelToken | None = None,
+                       **parameters) -> np.ndarray:
+        """Image scores of preprocessed images ([0, 1], (N, R, R)) with their breast masks, at the
+        method's run parameters."""
         raise NotImplementedError(f"{self.spec.title} does not score images")
 
-    def map_prepared(self, images: np.ndarray) -> np.ndarray:
-        """The main map of preprocessed images, in model space (localisation metrics of the card)."""
+    def map_prepared(self, images: np.ndarray, masks: np.ndarray, cancel: CancelToken | None = None,
+                     **parameters) -> np.ndarray:
+        """The main maps of preprocessed images in model space ((N, R, R), NaN where the method has
+        no data), at the method's run parameters (the card's localisation)."""
         raise NotImplementedError(f"{self.spec.title} does not produce maps")
 
     def run_many(self, displays: Sequence[np.ndarray], lateralities: Sequence[str], *, frames=None, progress=None,

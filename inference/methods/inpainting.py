@@ -56,6 +56,9 @@ from inference.result import Result
 from inference.windows import window_origins
 
 SCORES = ("dmse", "mse", "critic")
+#: a drawn box's error is not an image score: the bundle's cut-off (whole images) does not apply
+BOX_NO_DECISION = ("no cut-off for a drawn box: the bundle's is calibrated on whole-image scores, so the box's "
+                   "error is shown without a decision")
 HEATMAPS = ("non-averaged", "averaged")
 CACHE_SIZE = 4096  # window errors of this many (networks, image, stride) kept: export's calibration and
 # evaluate's card (six map kinds, val and test) reuse one pass per image within a process
@@ -209,15 +212,13 @@ class InpaintingEngine(Engine):
 
     # -- capabilities used by calibration and the card -------------------------------------------
 
-    def map_prepared(self, images: np.ndarray, masks: np.ndarray | None = None, **parameters) -> np.ndarray:
-        """Heatmaps of prepared images in model space (NaN = no data). Without ``masks`` the breast
-        masks are recomputed from the images."""
-        from inference.preprocess import breast_mask
-
+    def map_prepared(self, images: np.ndarray, masks: np.ndarray, cancel: CancelToken | None = None,
+                     **parameters) -> np.ndarray:
+        """Heatmaps of prepared images in model space (NaN = no data), windows over the breast masks."""
         p = self._parameters(parameters)
         out = []
-        for i, image in enumerate(images):
-            breast = masks[i] if masks is not None else breast_mask(image)
+        for image, breast in zip(images, masks):
+            check(cancel)
             errors = self.window_errors(image, breast, p["stride"])
             out.append(heatmap(errors, image.shape, self.fov, p["stride"], p["score"], p["heatmap"]))
         return np.stack(out) if out else np.zeros((0,) + tuple(np.shape(images)[1:]), np.float32)
@@ -230,16 +231,6 @@ class InpaintingEngine(Engine):
             check(cancel)
             scores.append(map_score(self.map_prepared(image[None], breast[None], **parameters)[0], breast))
         return np.asarray(scores, dtype=np.float64)
-
-    def card_variants(self) -> dict[str, dict]:
-        """The map / score variants the evaluation card reports beside the default (paper Table 2's rows)."""
-        return {f"{score} {kind}": {"score": score, "heatmap": kind} for score in SCORES for kind in HEATMAPS}
-
-    def card_reference(self) -> str:
-        return ("Paper 002, Table 2 (non-averaged maps, Duke DBT, 2M iterations): DMSE 2.77 (1.79) at FOV 256 / "
-                "hole 128, 2.54 (2.92) at 256 / 64; MSE 2.11 (1.01) and 1.93 (0.87); critic loss 1.46 (0.34) and "
-                "1.47 (0.38): mean (std) of the inside / outside ratio over 70 cancers, without a null. This bundle: "
-                f"FOV {self.fov} / hole {self.hole} at {self.resolution} px.")
 
     # -- maps of displayed frames ----------------------------------------------------------------
 
@@ -363,7 +354,8 @@ class InpaintingEngine(Engine):
                            parameters={**scores, "score": p["score"], "box": [x0, y0, x1, y1],
                                        "box_model": [bx0, by0, bx1, by1], "scale": scale,
                                        "window_model": [c0, r0, c0 + side, r0 + side], "fov": self.fov,
-                                       "hole": self.hole, "error_in_box_mean": float(error[inside].mean())})
+                                       "hole": self.hole, "error_in_box_mean": float(error[inside].mean())},
+                           no_decision=BOX_NO_DECISION)
 
 
 def _checked_box(box, shape: tuple[int, int]) -> tuple[int, int, int, int]:

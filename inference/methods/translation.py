@@ -51,10 +51,14 @@ class TranslationEngine(Engine):
         intermediate, mask = (np.asarray(out[k])[:, 0] for k in list(out)[:2])
         return self.from_network(intermediate), mask
 
-    def map_prepared(self, images: np.ndarray) -> np.ndarray:
-        """The difference maps |x - B'| of preprocessed images, in model space."""
-        return np.concatenate([self._maps(images[i : i + self.batch_size])[0]
-                               for i in range(0, len(images), self.batch_size)])
+    def map_prepared(self, images: np.ndarray, masks: np.ndarray, cancel: CancelToken | None = None,
+                     **parameters) -> np.ndarray:
+        """The difference maps |x - B'| of preprocessed images, in model space (the masks are not needed)."""
+        out = []
+        for i in range(0, len(images), self.batch_size):
+            check(cancel)
+            out.append(self._maps(images[i : i + self.batch_size])[0])
+        return np.concatenate(out) if out else np.zeros(np.shape(images), np.float32)
 
     def _maps(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(difference |x - B'|, B', M) of preprocessed images, all in model space."""
@@ -62,7 +66,8 @@ class TranslationEngine(Engine):
         healthy = healthy_image(images, inter, mask)
         return np.abs(images - healthy), healthy, mask
 
-    def score_prepared(self, images: np.ndarray, masks: np.ndarray, cancel: CancelToken | None = None) -> np.ndarray:
+    def score_prepared(self, images: np.ndarray, masks: np.ndarray, cancel: CancelToken | None = None,
+                       **parameters) -> np.ndarray:
         """Scores of already preprocessed images (training data, calibration, evaluation)."""
         scores = []
         for start in range(0, len(images), self.batch_size):

@@ -1,4 +1,4 @@
-"""Inpainting heatmap speed on CPU (DESIGN.md budgets): batched windows against one window per call.
+"""Inpainting heatmap speed on CPU (README's budgets): batched windows against one window per call.
 
 Run with `make bench`. In one process, with the shipped bundle (or a stand-in of its architecture
 when it is absent): the breast windows of one phantom view at stride 8 through ONNX Runtime in

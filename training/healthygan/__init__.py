@@ -58,16 +58,8 @@ class HealthyGAN(GANMethod):
         return {"generator": HealthyGANGenerator(channels=1, width=cfg.width, residual_blocks=cfg.residual_blocks),
                 "critic": PatchCritic(channels=1, width=cfg.critic_width, depth=cfg.depth())}
 
-    def optimizers(self, networks):
-        cfg, betas = self.cfg, (self.cfg.beta1, self.cfg.beta2)
-        return {"generator": torch.optim.Adam(networks["generator"].parameters(), cfg.lr, betas),
-                "critic": torch.optim.Adam(networks["critic"].parameters(), cfg.lr, betas)}
-
     def loss(self, networks):
         return HealthyGANLoss(self.cfg, networks)
-
-    def phases(self, iteration: int) -> tuple[str, ...]:
-        return ("critic", "generator") if (iteration + 1) % self.cfg.n_critic == 0 else ("critic",)
 
     def learning_rate(self, iteration: int) -> float:
         cfg = self.cfg
@@ -114,7 +106,7 @@ class HealthyGAN(GANMethod):
         return {"architecture": "HealthyGAN", "width": cfg.width, "critic_width": cfg.critic_width,
                 "residual_blocks": cfg.residual_blocks, "score": "mean of |x - B'| inside the breast (model space)"}
 
-    # -- the supervised ceiling (DESIGN.md, "Evaluating a model") ---------------------------------
+    # -- the supervised ceiling of the evaluation card (training.ceiling) -----------------------
 
     def supervised_network(self) -> torch.nn.Module:
         """The critic family with a global mean over its patch scores: one logit per image."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inference.methods import get
 from training.inpainting.config import PRESETS, InpaintingConfig
 from training.inpainting.loss import InpaintingLoss, discount_weights
 from training.inpainting.networks import (
@@ -80,16 +81,8 @@ class Inpainting(GANMethod):
                          "critic": Critics(cfg.fov, cfg.hole, cfg.critic_width)}
         return self.networks
 
-    def optimizers(self, networks):
-        cfg, betas = self.cfg, (self.cfg.beta1, self.cfg.beta2)
-        return {"generator": torch.optim.Adam(networks["generator"].parameters(), cfg.lr, betas),
-                "critic": torch.optim.Adam(networks["critic"].parameters(), cfg.lr, betas)}
-
     def loss(self, networks):
         return InpaintingLoss(self.cfg, networks)
-
-    def phases(self, iteration: int) -> tuple[str, ...]:
-        return ("critic", "generator") if (iteration + 1) % self.cfg.n_critic == 0 else ("critic",)
 
     def next_batch(self, device):
         cfg = self.cfg
@@ -144,10 +137,11 @@ class Inpainting(GANMethod):
         cfg = self.cfg
         return {"architecture": "Yu et al. v1 two-stage generator with contextual attention; local + global WGAN-GP critics",
                 "fov": cfg.fov, "hole": cfg.hole, "hole_min": cfg.hole_min, "width": cfg.width,
-                "critic_width": cfg.critic_width, "dilations": cfg.dilations, "stride": 8,
+                "critic_width": cfg.critic_width, "dilations": cfg.dilations,
+                "stride": get("inpainting").parameter("stride").default,
                 "score": "DMSE = MSE in the hole x critic loss softplus(D(x) - D(x_hat)), per window"}
 
-    # -- the supervised ceiling (DESIGN.md, "Evaluating a model") ---------------------------------
+    # -- the supervised ceiling of the evaluation card (training.ceiling) -----------------------
 
     def supervised_network(self) -> torch.nn.Module:
         """The global critic's convolutions with a global mean and one linear output: one logit per image."""

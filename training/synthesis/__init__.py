@@ -52,6 +52,7 @@ class Synthesis(GANMethod):
     ema_network = "generator"
     ema_phase = "generator"
     calibrated = False  # a generator has no anomaly score to calibrate
+    phase_networks = ("discriminator", "generator")
     description = "ROI-mammoGAN class-conditional lesion patches (Oyelade et al. 2022)"
 
     def prepare_data(self, out: Path, log) -> None:
@@ -87,17 +88,11 @@ class Synthesis(GANMethod):
         return {"generator": Generator(cfg.noise_dim, k, cfg.resolution, cfg.g_width, dropout=cfg.g_dropout),
                 "discriminator": Discriminator(k, cfg.resolution, cfg.d_width, dropout=cfg.d_dropout)}
 
-    def optimizers(self, networks):
-        cfg, betas = self.cfg, (self.cfg.beta1, self.cfg.beta2)
-        return {"generator": torch.optim.Adam(networks["generator"].parameters(), cfg.lr_g, betas, eps=cfg.eps),
-                "discriminator": torch.optim.Adam(networks["discriminator"].parameters(), cfg.lr_d, betas,
-                                                  eps=cfg.eps)}
+    def learning_rates(self):
+        return {"generator": self.cfg.lr_g, "discriminator": self.cfg.lr_d}
 
     def loss(self, networks):
         return SynthesisLoss(self.cfg, networks)
-
-    def phases(self, iteration: int) -> tuple[str, ...]:
-        return ("discriminator", "generator")
 
     def next_batch(self, device):
         idx = torch.randint(len(self.images), (self.cfg.batch,))

@@ -1,4 +1,4 @@
-"""`mammolens inpaint`: complete a box of an image headless (paper 002's ROI completion).
+"""Complete a box of an image headless (`mammolens inpaint`, paper 002's ROI completion).
 
 The same call the viewer's "Inpaint rectangle" makes (:meth:`InpaintingEngine.complete`): the
 box, in the image's pixel coordinates, becomes the hole of a window around it; the outputs are
@@ -51,12 +51,12 @@ def _grey(a: np.ndarray, top: float = 1.0) -> np.ndarray:
 def inpaint_file(path: str | Path, box, out: str | Path, *, model: str | None = None, device: str = "auto",
                  score: str = "dmse", frame: int | None = None, progress=None) -> dict:
     """Complete ``box`` of the first image under ``path`` (a DBT volume: ``frame``, default its middle slice)."""
-    from app.analysis import load_engine
     from inference.images import png_bytes
+    from inference.methods import load_engine
     from inference.studies.study import open_path
 
     box = parse_box(",".join(str(v) for v in box)) if not isinstance(box, str) else parse_box(box)
-    engine = load_engine("inpainting", model, device)
+    engine = load_engine("inpainting", model, device, capability="completes_roi")
     studies = open_path(path)
     images = [im for p in studies.patients for s in p.studies for im in s.images()]
     if not images:

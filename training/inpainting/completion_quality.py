@@ -11,7 +11,8 @@ quarter of the sampling rate) of the completed box against the mean beta of thos
 same-size squares beside it (the ring around the box) that lie wholly in the breast; the truth's
 own beta is given too. Boxes lie, with a margin of half their size where the breast allows it,
 wholly inside the breast. The phantom's
-anatomical noise has beta about 3 (DESIGN.md), flattened at high frequencies by detector noise.
+anatomical noise has beta about 3 (a power-law spectrum, as in the breast-imaging observer literature),
+flattened at high frequencies by detector noise.
 """
 from __future__ import annotations
 
