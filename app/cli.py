@@ -350,13 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         except PackageNotFoundError:
             print("mammolens (not installed)")
         return 0
-    from inference.bundle import BundleError
     from inference.errors import MammolensError
-    from inference.labels import LabelsError
 
     try:
         return _dispatch(args)
-    except (MammolensError, LabelsError, BundleError) as exc:
+    except MammolensError as exc:
         print(f"mammolens: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

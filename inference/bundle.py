@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from inference.errors import MammolensError
 from inference.files import atomic_write_text
 
 FORMAT_VERSION = 1
@@ -104,7 +105,7 @@ MAX_MODEL_JSON = 16 << 20
 log = logging.getLogger("mammolens.bundle")
 
 
-class BundleError(ValueError):
+class BundleError(MammolensError, ValueError):
     """A model bundle that cannot be used; the message is one sentence naming the folder and field."""
 
 

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterable
 
+from inference.errors import MammolensError
 from inference.files import atomic_write_text
 
 LESION_CLASSES = ("mass", "calcification", "architectural_distortion", "asymmetry")
@@ -48,7 +49,7 @@ COLUMNS = (
 )
 
 
-class LabelsError(ValueError):
+class LabelsError(MammolensError, ValueError):
     """A labels file that cannot be used; the message is one sentence naming the line."""
 
 

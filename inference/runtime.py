@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from inference.devices import DEVICES  # the one list of devices; the registry offers it
+from inference.devices import DEVICES
+from inference.errors import MammolensError  # the one list of devices; the registry offers it
 from inference.jobs import CancelToken, Progress, check, report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,7 +63,7 @@ _MISSING = {
 }
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(MammolensError, ValueError):
     """An ONNX file that ONNX Runtime cannot load even on CPU (not a provider problem)."""
 
 

@@ -204,3 +204,18 @@ def test_train_all_runs_the_gpu_presets_on_a_cpu_within_a_tiny_budget(tiny_healt
     first = json.loads((out / "runs" / "healthygan-gpu" / "run.json").read_text())["iterations"]
     assert main(args) == 0
     assert json.loads((out / "runs" / "healthygan-gpu" / "run.json").read_text())["iterations"] > first
+
+
+def test_every_error_a_user_can_cause_is_one_base():
+    """Callers catch one base: every error mammolens reports in one sentence derives from MammolensError."""
+    from inference.bundle import BundleError
+    from inference.errors import LoadError, MammolensError
+    from inference.labels import LabelsError
+    from inference.methods.synthesis import GenerationError
+    from inference.patches import ExportError
+    from inference.runtime import ModelLoadError
+    from inference.studies.voi import AttributeProblem
+
+    for error in (BundleError, LabelsError, ModelLoadError, AttributeProblem, LoadError, methods.MethodError,
+                  GenerationError, ExportError):
+        assert issubclass(error, MammolensError), error

@@ -14,6 +14,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 
+from inference.errors import MammolensError
 from inference.studies.image import VoiPreset
 
 _FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
@@ -28,7 +29,7 @@ def _as_list(value) -> list:
     return [value]
 
 
-class AttributeProblem(ValueError):
+class AttributeProblem(MammolensError, ValueError):
     """A display attribute that cannot be used; the message is the second half of the file's sentence."""
 
 
