@@ -159,11 +159,35 @@ def plan(studies, root: Path, all_slices: bool, identifiers: bool) -> tuple[list
     for failure in studies.failures:
         sentence = failure.identified() if identifiers else str(failure)
         row = {f: "" for f in ROW_FIELDS}
+        row.update(_header_fields(failure.path))
         row.update(status="failed", message=sentence, key="unreadable_" + file_key(failure.path))
         if identifiers:
             row["path"] = relative(failure.path)
         skipped.append(Output(row["key"], [row]))
     return tasks, skipped
+
+
+def _header_fields(path: Path) -> dict:
+    """The UIDs, laterality and view an unreadable file's header still gives (so that its failed row
+    can be joined), or nothing."""
+    import pydicom
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # pydicom's warnings name the file: its sentence is already there
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
+                                 specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                                                "ImageLaterality", "Laterality", "ViewPosition"])
+        found = {"study_uid": str(ds.get("StudyInstanceUID", "") or ""),
+                 "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
+                 "sop_uid": str(ds.get("SOPInstanceUID", "") or ""),
+                 "laterality": str(ds.get("ImageLaterality", "") or ds.get("Laterality", "") or ""),
+                 "view": str(ds.get("ViewPosition", "") or "")}
+    except Exception:  # noqa: BLE001 - the file already has its sentence; this is a courtesy
+        return {}
+    return {k: v for k, v in found.items() if v and len(v) <= 64 and v.isprintable()}
 
 
 def _row(task: Task, frame: int, **values) -> dict:
@@ -286,9 +310,23 @@ class OutputFolder:
     """The one writer of an analyze output folder: a lock, ``run.json``, the journal and results."""
 
     def __init__(self, out: Path, identity: dict):
+        self.out = out
+        previous = self.check(out, identity)
+        out.mkdir(parents=True, exist_ok=True)
+        self._lock = self._take_lock()
+        clean_stale(out)  # temporaries a killed run left
+        if previous is None:
+            atomic_write_text(out / RUN_JSON, json.dumps(identity, indent=2, sort_keys=True))
+        self.done: dict[str, Output] = {}
+        self._read_journal()
+        self._journal = open(out / JOURNAL, "a", encoding="utf-8")
+
+    @staticmethod
+    def check(out: Path, identity: dict) -> dict | None:
+        """The identity of the earlier run in ``out`` (None for a new folder); refuses, in one sentence, a
+        folder of other files or of a run with another bundle or other parameters."""
         from inference.errors import MammolensError
 
-        self.out = out
         if out.exists() and not out.is_dir():
             raise MammolensError(f"{out.name} is a file; analyze writes into a folder: choose a new or empty folder.")
         previous = None
@@ -306,14 +344,7 @@ class OutputFolder:
             raise MammolensError(f"{out.name} holds a run of another bundle or other parameters (differs in: "
                                  f"{', '.join(what) or 'its run.json'}); resume it with the same ones or choose "
                                  f"a new folder.")
-        out.mkdir(parents=True, exist_ok=True)
-        self._lock = self._take_lock()
-        clean_stale(out)  # temporaries a killed run left
-        if previous is None:
-            atomic_write_text(out / RUN_JSON, json.dumps(identity, indent=2, sort_keys=True))
-        self.done: dict[str, Output] = {}
-        self._read_journal()
-        self._journal = open(out / JOURNAL, "a", encoding="utf-8")
+        return previous
 
     def _take_lock(self):
         from inference.errors import MammolensError
@@ -439,11 +470,13 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     main = spec.maps[0]  # the method's main map (difference / error / heatmap)
     config = Config(spec.method, str(engine.bundle.path.resolve()), device, run_arguments, main, threads)
     _ENGINES[(config.method, config.bundle, config.device, config.threads)] = engine
-    studies = open_path(path)
-    tasks, skipped = plan(studies, Path(path), all_slices, identifiers)
     identity = {"method": spec.method, "bundle": engine.bundle.name, "bundle_version": engine.bundle.version,
                 "networks": {r: n.sha256 for r, n in sorted(engine.bundle.networks.items())},
                 "parameters": run_arguments, "all_slices": all_slices, "identifiers": identifiers}
+    identity = json.loads(json.dumps(identity, default=str))  # as run.json gives it back
+    OutputFolder.check(out, identity)  # before the (long) opening of a cohort
+    studies = open_path(path)
+    tasks, skipped = plan(studies, Path(path), all_slices, identifiers)
     folder = OutputFolder(out, identity)
     header = {"method": spec.method, "parameters": run_arguments, "fallback_reason": engine.fallback_reason,
               "bundle": engine.bundle.name, "bundle_version": engine.bundle.version, "provider": engine.provider,
