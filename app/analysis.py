@@ -449,19 +449,22 @@ def _duration(seconds: float) -> str:
 
 def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str | None = None, device: str = "auto",
                  all_slices: bool = False, progress=None, cancel=None, parameters: dict | None = None,
-                 identifiers: bool = False, workers: int = 0, scheduler: str | None = None) -> dict:
+                 identifiers: bool = False, workers: int = 0, scheduler: str | None = None,
+                 threads: int | None = None) -> dict:
     """Run ``method`` on every image under ``path``; write maps, overlays and results into ``out``.
 
     Returns results.json's content plus ``skipped`` (rows done by an earlier run), ``seconds`` and
     ``images`` / ``unreadable`` / ``failed`` counts. ``workers`` > 0 runs the images on a local Dask
     cluster of that many processes, ``scheduler`` on an existing cluster (its address); by default
-    they run in this process. Failed images are rows; only a bad bundle, bad parameters or an
-    unusable output folder raise.
+    they run in this process. ``threads`` caps ONNX Runtime's CPU threads per process (default: the
+    cores, shared out among local workers). Failed images are rows; only a bad bundle, bad
+    parameters or an unusable output folder raise.
     """
     from inference.studies.study import open_path
 
     out = Path(out)
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers and not scheduler else None
+    if threads is None and workers and not scheduler:  # the cores shared by the local workers
+        threads = max(1, (os.cpu_count() or 1) // workers)
     engine = load_engine(method, model, device, threads)
     spec = engine.spec
     if not spec.produces_map:

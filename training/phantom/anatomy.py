@@ -453,37 +453,41 @@ def signed_distance_grid(bm: BreastModel, x: np.ndarray, y: np.ndarray, cap: flo
     ii, jj = ndimage.distance_transform_edt(owner < 0, return_distances=False, return_indices=True)
     ii, jj = ii[oy:oy + len(ys), ox:ox + len(xs)], jj[oy:oy + len(ys), ox:ox + len(xs)]
     candidate = owner[ii, jj].ravel()
-    qx = np.broadcast_to(xs[None, :], (len(ys), len(xs))).ravel()
-    qy = np.broadcast_to(ys[:, None], (len(ys), len(xs))).ravel()
+    qx = np.tile(xs, len(ys))
+    qy = np.repeat(ys, len(xs))
     # the nearest point among those along the outline near the candidate: a marked pixel holds one of
     # the ~step / 0.2 mm points in it, and the truly nearest lies within a couple of pixels of it
     reach = int(math.ceil(REACH_PIXELS * step / 0.2)) + 1
-    px, py = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
+    last = len(pts) - 1
+    # the point arrays padded with copies of their ends: candidate + o needs no clipping
+    px = np.concatenate([np.full(reach, pts[0, 0]), pts[:, 0], np.full(reach, pts[-1, 0])])
+    py = np.concatenate([np.full(reach, pts[0, 1]), pts[:, 1], np.full(reach, pts[-1, 1])])
     best_d2 = np.full(qx.shape, np.inf)
     nearest = candidate.copy()
+    dx, dy = np.empty_like(qx), np.empty_like(qx)
     for o in range(-reach, reach + 1):
-        jc = np.clip(candidate + o, 0, len(pts) - 1)  # clipped: the ends are compared again, harmlessly
-        d2 = (qx - px[jc]) ** 2 + (qy - py[jc]) ** 2
-        better = d2 < best_d2
-        np.copyto(best_d2, d2, where=better)
-        np.copyto(nearest, jc, where=better)
+        j = candidate + (reach + o)
+        np.subtract(qx, px[j], out=dx)
+        np.subtract(qy, py[j], out=dy)
+        dx *= dx
+        dy *= dy
+        dx += dy
+        better = dx < best_d2
+        np.copyto(best_d2, dx, where=better)
+        np.copyto(nearest, np.minimum(np.maximum(j - reach, 0), last), where=better)
     dist = np.sqrt(best_d2)
     found = dist <= cap
     dist = np.where(found, dist, cap)
-    q = np.stack([qx, qy], 1)
-    if found.any():
-        qi, i, best = q[found], nearest[found], dist[found]
-        for j0, j1 in ((i - 1, i), (i, i + 1)):
-            ok = (j0 >= 0) & (j1 < len(pts))
-            a = pts[np.clip(j0, 0, len(pts) - 1)]
-            b = pts[np.clip(j1, 0, len(pts) - 1)]
-            ab = b - a
-            t = np.einsum("ij,ij->i", qi - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
-            t = np.clip(t, 0, 1)
-            proj = a + ab * t[:, None]
-            dd = np.hypot(qi[:, 0] - proj[:, 0], qi[:, 1] - proj[:, 1])
-            best = np.where(ok, np.minimum(best, dd), best)
-        dist[found] = best
+    px, py = pts[:, 0], pts[:, 1]
+    for j0, j1 in ((nearest - 1, nearest), (nearest, nearest + 1)):
+        ok = found & (j0 >= 0) & (j1 <= last)
+        j0, j1 = np.clip(j0, 0, last), np.clip(j1, 0, last)
+        ax, ay = px[j0], py[j0]
+        abx, aby = px[j1] - ax, py[j1] - ay
+        t = ((qx - ax) * abx + (qy - ay) * aby) / np.maximum(abx * abx + aby * aby, 1e-12)
+        np.clip(t, 0, 1, out=t)
+        dd = np.hypot(qx - (ax + abx * t), qy - (ay + aby * t))
+        dist = np.where(ok, np.minimum(dist, dd), dist)
     ox_, oy_ = bm.origin
     phi = np.arctan2(qy - oy_, qx - ox_)
     rho = np.hypot(qx - ox_, qy - oy_)
