@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/mammolens demo
 
+# the benchmarks run here too, at a smoke size (tests/benchmarks/sizes.py): they cannot rot
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n 2 tests --ignore=tests/benchmarks
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n 2 tests
 
 bench: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s -p no:xdist tests/benchmarks
+	QT_QPA_PLATFORM=offscreen MAMMOLENS_BENCH=full $(PY) -m pytest -q -s -p no:xdist tests/benchmarks
 
 # 10,000 mutated DICOM files opened as the viewer opens them (child processes, 10 s and 4 GiB per
 # case); prints the outcome table of README's "Hostile input". FUZZ_ARGS="--cases 500" for a short run.

@@ -228,8 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the maps (.npy), overlays (.png), results.json and results.csv")
     p.add_argument("--all-slices", action="store_true", help="DBT: every slice, not only the central one")
     p.add_argument("--identifiers", action="store_true",
-                   help="name unreadable files by their file names (which can carry patients' names); "
-                        "by default they are named by position and a key")
+                   help="add each file's path (relative to PATH) to its rows and name failed files by their file "
+                        "names (which can carry patients' names); by default they are named by position and a key")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run the images on a local Dask cluster of N processes (default: in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the images on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786; see README)")
 
     p = sub.add_parser(
         "inpaint", help="complete a box of an image with an inpainting bundle: original, completion, error, scores",
@@ -325,7 +329,8 @@ EXAMPLES = {
               "mammolens train healthygan --help   (every setting of the method)"],
     "train-all": ["mammolens train-all --out build/gpu --preset gpu --minutes 4"],
     "export": ["mammolens export runs/hg --out bundles/healthygan-phantom --name healthygan-phantom"],
-    "analyze": ["mammolens analyze study/ --out maps/", "mammolens analyze volume.dcm --all-slices --out dbt-maps/"],
+    "analyze": ["mammolens analyze study/ --out maps/", "mammolens analyze volume.dcm --all-slices --out dbt-maps/",
+                "mammolens analyze cohort/ --out maps/ --workers 2   (run again to resume)"],
     "evaluate": ["mammolens evaluate --method healthygan --model healthygan-phantom --labels phantom/labels.csv"],
     "dataset": ["mammolens dataset import mias ../shared/data/mias --out mias.csv"],
 }
@@ -391,20 +396,31 @@ def _dispatch(args) -> int:
         from app.analysis import analyze_path
         from inference.bundle import resolve_bundle
 
+        from inference.errors import MammolensError
+
         spec = _method_for(args, "produces_map")
         values = _parameters(args, spec)
+        if args.workers < 0:
+            raise MammolensError("--workers takes a number of processes, 1 or more.")
         summary = analyze_path(args.path, spec.method, args.out, model=args.model,
                                device=values.pop("device", "auto"), all_slices=args.all_slices,
-                               progress=console_progress, parameters=values, identifiers=args.identifiers)
+                               progress=console_progress, parameters=values, identifiers=args.identifiers,
+                               workers=args.workers, scheduler=args.scheduler)
         print(file=sys.stderr)
-        for r in summary["results"]:
-            slice_text = f" slice {r['slice']}" if r["slice"] else ""
-            print(f"{r['image']}{slice_text}: score {r['score']:.5f} -> "
-                  f"{r['decision'] or r.get('no_decision') or 'no calibrated cut-off in the bundle'}")
+        from app.analysis import summary_table
+
+        rows = [r for r in summary["results"] if r["status"] == "ok"]
+        if len(rows) <= 20:  # a study: each image's line; a cohort: the table only
+            images = [r["key"].rsplit("-", 1)[0] for r in rows]
+            for r, image in zip(rows, images):
+                frame_text = f" slice {r['frame']}" if images.count(image) > 1 else ""
+                print(f"{r['image']}{frame_text}: score {r['score']:.5f} -> "
+                      f"{r['decision'] or r.get('no_decision') or 'no calibrated cut-off in the bundle'}")
+        print(summary_table(summary))
         print(f"{summary['bundle']} on {summary['provider']}; maps, overlays and results.json/csv in {args.out}")
         card = summary.get("card") or resolve_bundle(args.model, method=spec.method).card_line
         print(f"model card: {card}" if card else "model card: none (run `mammolens evaluate` to measure one)")
-        return 0
+        return 1 if summary["failed"] else 0
     if args.command == "evaluate":
         return _evaluate(args)
     if args.command == "inpaint":

@@ -1,5 +1,6 @@
-"""Outputs written as sets: a killed analyze, bundle overwrite or export leaves the old set or the
-new one, never a mix and never temporaries; atomic_open leaves the process umask alone."""
+"""Outputs written as sets: a bundle overwrite or export leaves the old set or the new one, never a
+mix and never temporaries; a killed analyze leaves whole files and resumes (tests/test_cohorts.py);
+atomic_open leaves the process umask alone."""
 from __future__ import annotations
 
 import json
@@ -81,13 +82,15 @@ def test_analyze_folder_with_a_bad_file_and_a_killed_rerun(tmp_path, monkeypatch
 
     folder, out = _bad_folder(tmp_path), tmp_path / "out"
     summary = analysis.analyze_path(folder, "healthygan", out, model=str(HEALTHYGAN), device="cpu")
-    # the good file is analysed, the bad one listed by position and key, never by its name
+    # the good file is analysed, the bad one is a failed row named by position and key, never by its name
     assert summary["images"] == 1 and len(summary["unreadable"]) == 1
     assert summary["unreadable"][0].startswith("file 1 of 2 (key ")
-    assert "DOE_JANE" not in (out / "results.json").read_text()
-    first = sorted(p.name for p in out.iterdir())
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert [r["status"] for r in summary["results"]] == ["ok", "failed"]
+    assert "DOE_JANE" not in (out / "results.json").read_text() + (out / "results.csv").read_text()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".npy", ".png")}
 
+    # a run killed while it writes results: the images' files and journal lines stay whole
+    other = tmp_path / "other"
     real_write = analysis.atomic_write_text
 
     def killed_at_results(path, text):
@@ -97,13 +100,16 @@ def test_analyze_folder_with_a_bad_file_and_a_killed_rerun(tmp_path, monkeypatch
 
     monkeypatch.setattr(analysis, "atomic_write_text", killed_at_results)
     with pytest.raises(Killed):
-        analysis.analyze_path(folder, "healthygan", out, model=str(HEALTHYGAN), device="cpu", identifiers=True)
-    assert sorted(p.name for p in out.iterdir()) == first  # the old set, whole
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert hidden(tmp_path) == [] and hidden(out) == []
-
+        analysis.analyze_path(folder, "healthygan", other, model=str(HEALTHYGAN), device="cpu")
+    assert not (other / "results.json").exists() and hidden(tmp_path) == []
+    assert hidden(other) == [".lock"]
     monkeypatch.setattr(analysis, "atomic_write_text", real_write)
-    summary = analysis.analyze_path(folder, "healthygan", out, model=str(HEALTHYGAN), device="cpu", identifiers=True)
+    summary = analysis.analyze_path(folder, "healthygan", other, model=str(HEALTHYGAN), device="cpu")
+    assert summary["skipped"] == 1 and summary["analysed"] == 0  # resumed: nothing left but the results
+    assert {p.name: p.read_bytes() for p in other.iterdir() if p.suffix in (".npy", ".png")} == before
+
+    summary = analysis.analyze_path(folder, "healthygan", tmp_path / "named", model=str(HEALTHYGAN), device="cpu",
+                                    identifiers=True)
     assert summary["unreadable"][0].startswith("DOE_JANE_MRN12345.dcm: ")  # the user asked for names
 
 

@@ -161,7 +161,7 @@ def test_dbt_whole_volume_with_progress_and_cancel(tiny_healthygan, tmp_path):
 
     dbt = open_path(demo_study_path() / "DBT_LCC.dcm").images()[0]
     n = dbt.n_frames
-    assert [r["slice"] for r in summary["results"]] == list(range(1, n + 1))
+    assert [r["frame"] for r in summary["results"]] == list(range(1, n + 1))
     assert seen[-1] == (n, n)
     volume = np.load(next((tmp_path / "dbt").glob("*_difference_volume.npy")))
     assert volume.shape == (n, dbt.rows, dbt.cols)

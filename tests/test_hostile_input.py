@@ -166,7 +166,9 @@ def test_one_undecodable_view_never_stops_the_study(tmp_path):
     data[at:at + 64] = bytes(64)
     (study / "MG_LCC.dcm").write_bytes(bytes(data))
     studies = open_path(study)
-    shown, failed = [], []
+    # the codestream check refuses it from its first bytes, when the folder opens
+    failed = [str(f) for f in studies.failures]
+    shown = []
     for image in studies.images():  # what the viewer's hanging does, view by view
         try:
             image.display(image.n_frames // 2)

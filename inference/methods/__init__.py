@@ -158,10 +158,16 @@ class MethodSpec:
             raise MethodError(f"{self.title} has no evaluation card in this version of mammolens.")
         return tuple(_import(self.card))
 
-    def load(self, bundle: "Bundle", device: str = "auto") -> "Engine":
-        """The engine for ``bundle`` on ``device`` (opens its ONNX Runtime sessions)."""
+    def load(self, bundle: "Bundle", device: str = "auto", *, threads: int | None = None) -> "Engine":
+        """The engine for ``bundle`` on ``device`` (opens its ONNX Runtime sessions; ``threads`` caps
+        each session's CPU threads, e.g. when several worker processes share the cores)."""
         check_engine(self)  # a deferred built-in entry is checked when first used
-        return self.engine_class()(bundle, device=device)
+        sessions = None
+        if threads is not None:
+            from inference.runtime import bundle_session
+
+            sessions = {role: bundle_session(bundle, role, device=device, threads=threads) for role in self.roles}
+        return self.engine_class()(bundle, device=device, sessions=sessions)
 
     def training_package(self):
         """The method's training package (imports torch)."""
@@ -222,9 +228,11 @@ def method_names(capability: str | None = None) -> list[str]:
     return [s.method for s in specs] + [a for s in specs for a in s.aliases]
 
 
-def load_engine(method: str, model: str | None = None, device: str = "auto", *, capability: str | None = None):
+def load_engine(method: str, model: str | None = None, device: str = "auto", *, capability: str | None = None,
+                threads: int | None = None):
     """The engine of ``method`` (a registry name or alias) for an explicit bundle, a bundle name, or
-    the first bundle of that method found; ``capability``: what the caller needs it to do."""
+    the first bundle of that method found; ``capability``: what the caller needs it to do;
+    ``threads``: ONNX Runtime's CPU threads per session."""
     from inference.bundle import resolve_bundle
 
     spec = get(method)
@@ -232,7 +240,7 @@ def load_engine(method: str, model: str | None = None, device: str = "auto", *, 
         spec.require(capability)
     elif not spec.has_engine:
         raise MethodError(f"{spec.title} has no engine in this version of mammolens.")
-    return spec.load(resolve_bundle(model, method=spec.method), device)
+    return spec.load(resolve_bundle(model, method=spec.method), device, threads=threads)
 
 
 def trainable() -> list[MethodSpec]:

@@ -411,12 +411,15 @@ def _pixel_bytes_available(ds: Dataset, path: Path) -> int | None:
     return max(os.path.getsize(path) - tell, 0)
 
 
-def _check_fragments(ds: Dataset, path: Path, available: int) -> None:
+def _check_fragments(ds: Dataset, path: Path, available: int, ts=None, frames: int = 1) -> None:
     """Every item of encapsulated pixel data must fit in the bytes that follow it: a file reader asked
-    for a 4 GB fragment allocates 4 GB before it finds the file ends."""
+    for a 4 GB fragment allocates 4 GB before it finds the file ends. There must be at least one
+    fragment per frame, and the first fragment must start as its transfer syntax's codestream does
+    (:func:`_check_codestream`: a few bytes read, nothing decoded)."""
     tell = _pixel_data_offset(ds)
     if tell is None:
         return
+    fragments, head, delimited = 0, b"", False
     with open(path, "rb") as handle:
         handle.seek(tell)
         left = available
@@ -428,7 +431,8 @@ def _check_fragments(ds: Dataset, path: Path, available: int) -> None:
             group, element, length = struct.unpack("<HHI", header)
             left -= 8
             if (group, element) == (0xFFFE, 0xE0DD):
-                return
+                delimited = True
+                break
             if (group, element) != (0xFFFE, 0xE000):
                 raise LoadError(path, "has encapsulated pixel data whose items are not where their lengths "
                                       "say they are.")
@@ -441,10 +445,115 @@ def _check_fragments(ds: Dataset, path: Path, available: int) -> None:
                 handle.seek(length % 4, os.SEEK_CUR)
                 if length % 4 or table[0] != 0 or np.any(np.diff(table) < 0) or np.any(table >= left - length):
                     raise LoadError(path, "has a Basic Offset Table that points outside its pixel data.")
+            elif not first:
+                fragments += 1
+                if fragments == 1:
+                    head = handle.read(min(length, _CODESTREAM_HEAD))
+                    handle.seek(length - len(head), os.SEEK_CUR)
+                else:
+                    handle.seek(length, os.SEEK_CUR)
             else:
                 handle.seek(length, os.SEEK_CUR)
             first = False
             left -= length
+    if fragments < frames and not delimited:
+        raise TruncatedFileError(path, f"is truncated: its pixel data ends after {fragments} of at least {frames} "
+                                       f"fragment(s).")
+    if fragments == 0:
+        raise LoadError(path, "has encapsulated pixel data with no fragments: the file holds no image.")
+    if fragments < frames:
+        raise LoadError(path, f"declares {frames} frames but its encapsulated pixel data holds only {fragments} "
+                              f"fragment(s).")
+    if ts is not None:
+        _check_codestream(ds, path, str(ts), head)
+
+
+#: How much of the first fragment the codestream check reads.
+_CODESTREAM_HEAD = 4096
+_J2K_SYNTAXES = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
+                 "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+                 "1.2.840.10008.1.2.4.203"}
+_JPEG_LS_SYNTAXES = {"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
+_JPEG_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                  "1.2.840.10008.1.2.4.70"}
+_RLE_SYNTAX = "1.2.840.10008.1.2.5"
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}
+
+
+def _jpeg_frame_header(head: bytes) -> tuple[int, int, int] | None:
+    """(SOF marker, rows, columns) of the first frame header of a JPEG / JPEG-LS stream's first bytes;
+    None when the stream does not start with SOI or the header lies beyond them. Raises ValueError
+    when the bytes are not JPEG markers."""
+    if head[:2] != b"\xff\xd8":
+        raise ValueError("no SOI marker")
+    at = 2
+    while at + 4 <= len(head):
+        if head[at] != 0xFF:
+            raise ValueError("not a marker")
+        marker = head[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            at += 2
+            continue
+        length = struct.unpack(">H", head[at + 2:at + 4])[0]
+        if length < 2:
+            raise ValueError("bad segment length")
+        if marker in _SOF_MARKERS:
+            if at + 9 > len(head):
+                return None
+            rows, cols = struct.unpack(">HH", head[at + 5:at + 9])
+            return marker, rows, cols
+        if marker in (0xDA, 0xD9):  # a scan or the end before any frame header
+            raise ValueError("no frame header before the scan")
+        at += 2 + length
+    return None
+
+
+def _check_codestream(ds: Dataset, path: Path, ts: str, head: bytes) -> None:
+    """The first fragment must be a codestream of the declared transfer syntax and image size: a
+    garbage JPEG 2000 stream, or a file whose transfer syntax was relabelled (JPEG-LS, RLE, ...),
+    is refused here from a few bytes instead of failing when its pixels are first decoded."""
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    name = UID(ts).name
+
+    def refuse(what: str) -> LoadError:
+        return LoadError(path, f"declares {name} but its first pixel data fragment {what}; the pixels cannot be "
+                               f"decoded.")
+
+    if ts in _J2K_SYNTAXES:
+        if head.startswith(_JP2_SIGNATURE):
+            return  # a JP2 file inside the fragment: its boxes are left to the decoder
+        if head[:4] != b"\xff\x4f\xff\x51" or len(head) < 24:
+            raise refuse("is not a JPEG 2000 codestream")
+        x, y, x0, y0 = struct.unpack(">IIII", head[8:24])
+        if (x - x0, y - y0) != (cols, rows):
+            raise refuse(f"is a JPEG 2000 codestream of {x - x0} x {y - y0} pixels, not {cols} x {rows}")
+    elif ts in _JPEG_LS_SYNTAXES or ts in _JPEG_SYNTAXES:
+        kind = "JPEG-LS" if ts in _JPEG_LS_SYNTAXES else "JPEG"
+        try:
+            found = _jpeg_frame_header(head)
+        except ValueError:
+            raise refuse(f"is not a {kind} stream") from None
+        if found is not None:
+            marker, r, c = found
+            if (marker == 0xF7) != (kind == "JPEG-LS"):
+                raise refuse(f"is a {'JPEG-LS' if marker == 0xF7 else 'JPEG'} stream, not {kind}")
+            if (r and r != rows) or c != cols:
+                raise refuse(f"is a {kind} stream of {c} x {r} pixels, not {cols} x {rows}")
+    elif ts == _RLE_SYNTAX:
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        expected = samples * max(1, (int(ds.get("BitsAllocated", 8) or 8) + 7) // 8)
+        ok = len(head) >= 64
+        if ok:
+            n, *offsets = struct.unpack("<16I", head[:64])
+            used = offsets[:n] if 1 <= n <= 15 else []
+            ok = (n == expected and used and used[0] == 64 and all(b > a for a, b in zip(used, used[1:]))
+                  and not any(offsets[n:]))
+        if not ok:
+            raise refuse("is not an RLE stream of this image's samples")
 
 
 def _check_geometry(ds: Dataset, path: Path, ts) -> None:
@@ -486,7 +595,7 @@ def _check_geometry(ds: Dataset, path: Path, ts) -> None:
         if frames * 8 > available:
             raise TruncatedFileError(path, f"declares {frames} frames but its pixel data is too small to hold them.")
         _check_offset_tables(ds, path, available)
-        _check_fragments(ds, path, available)
+        _check_fragments(ds, path, available, ts, frames)
     else:
         expected = (rows * cols * frames * samples * bits + 7) // 8
         if available < expected:

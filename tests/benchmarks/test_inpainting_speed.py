@@ -10,15 +10,17 @@ a 2D view (1024 x 832 phantom MG) and a DBT slice (2457 x 1890), against the bud
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.benchmarks.sizes import report, size
+
 pytestmark = pytest.mark.benchmark
-RESULTS = Path(__file__).parent / "results"
+MG_SHAPE = size((1024, 832), (256, 208))
+DBT_SHAPE, DBT_SLICES = size(((2457, 1890), 8), ((384, 304), 4))
+STRIDE = size(8, 32)
 
 
 def _engine(tmp_path):
@@ -56,25 +58,26 @@ def test_inpainting_windows_batched_vs_one_per_call_and_map_budgets(tmp_path):
     from training.phantom import simulate_dbt, simulate_mammogram
 
     engine = _engine(tmp_path)
-    mg = simulate_mammogram(11, shape=(1024, 832), pixel_spacing=0.2)
+    mg = simulate_mammogram(11, shape=MG_SHAPE, pixel_spacing=size(0.2, 0.8))
     view = np.clip(np.asarray(mg.pixels, dtype=np.float32) / float(mg.pixels.max()), 0, 1)
     prepared = preprocess(view, "L", engine.resolution)
     engine.window_errors(prepared.image, prepared.mask, 64)  # warm-up
-    t_batched, errors = _uncached(lambda: engine.window_errors(prepared.image, prepared.mask, 8))
+    t_batched, errors = _uncached(lambda: engine.window_errors(prepared.image, prepared.mask, STRIDE))
     n = len(errors.origins)
     batch = engine.window_batch
     engine.window_batch = 1
-    t_single, single = _uncached(lambda: engine.window_errors(prepared.image, prepared.mask, 8))
+    t_single, single = _uncached(lambda: engine.window_errors(prepared.image, prepared.mask, STRIDE))
     engine.window_batch = batch
     assert np.allclose(single.mse, errors.mse, atol=1e-6)
     per_window = t_batched / n
     results = {"bundle": engine.bundle.name, "fov": engine.fov, "hole": engine.hole, "resolution": engine.resolution,
-               "windows_stride8": n, "batch": batch, "batched_windows_per_s": n / t_batched,
+               f"windows_stride{STRIDE}": n, "batch": batch, "batched_windows_per_s": n / t_batched,
                "one_per_call_windows_per_s": n / t_single, "speedup": t_single / t_batched}
 
-    vol = simulate_dbt(3, shape=(2457, 1890), n_slices=8, pixel_spacing=0.1, lesion_classes=("mass",))
-    dbt_slice = np.clip(vol.frame(4).astype(np.float32) / 4095.0, 0, 1)
-    for name, display in (("mg_1024x832", view), ("dbt_slice_2457x1890", dbt_slice)):
+    vol = simulate_dbt(3, shape=DBT_SHAPE, n_slices=DBT_SLICES, pixel_spacing=size(0.1, 0.6), lesion_classes=("mass",))
+    dbt_slice = np.clip(vol.frame(DBT_SLICES // 2).astype(np.float32) / 4095.0, 0, 1)
+    for name, display in ((f"mg_{MG_SHAPE[0]}x{MG_SHAPE[1]}", view),
+                          (f"dbt_slice_{DBT_SHAPE[0]}x{DBT_SHAPE[1]}", dbt_slice)):
         seen = {}
 
         def run():
@@ -87,6 +90,4 @@ def test_inpainting_windows_batched_vs_one_per_call_and_map_budgets(tmp_path):
         results[name] = {"preview_s": seen["preview_s"], "preview_budget_s": 5.0, "full_map_s": t_full,
                          "windows": windows, "full_map_budget_s": budget,
                          "within_budget": bool(seen["preview_s"] < 5.0 and t_full <= budget)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "inpainting.json").write_text(json.dumps(results, indent=2, default=float))
-    print("\n" + json.dumps(results, indent=2, default=float))
+    report("inpainting", results)

@@ -7,19 +7,20 @@ mapped back). Results go to ``tests/benchmarks/results/translation.json``.
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.benchmarks.sizes import report, size
+
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.benchmark
-RESULTS = Path(__file__).parent / "results"
+SIZE = size(512, 64)  # the single image's side
+DBT_SHAPE, DBT_SLICES = size(((2457, 1890), 70), ((256, 208), 4))
 
 
-def _best(fn, repeats: int = 5) -> float:
+def _best(fn, repeats: int = size(5, 1)) -> float:
     fn()
     times = []
     for _ in range(repeats):
@@ -35,15 +36,15 @@ def test_translation_ort_vs_torch(tmp_path):
     from training.healthygan.networks import HealthyGANGenerator
 
     results = {"torch_threads": torch.get_num_threads()}
-    for width in (16, 64):
+    for width in size((16, 64), (8,)):
         net = HealthyGANGenerator(channels=1, width=width).eval()
-        path = export_onnx(net, torch.rand(1, 1, 512, 512), tmp_path / f"g{width}.onnx", ["image"], ["intermediate", "mask"])
+        path = export_onnx(net, torch.rand(1, 1, SIZE, SIZE), tmp_path / f"g{width}.onnx", ["image"], ["intermediate", "mask"])
         session = create_session(path, device="cpu")
-        x = np.random.default_rng(0).random((1, 1, 512, 512), dtype=np.float32)
+        x = np.random.default_rng(0).random((1, 1, SIZE, SIZE), dtype=np.float32)
         with torch.no_grad():
             t_torch = _best(lambda: net(torch.from_numpy(x)))
         t_ort = _best(lambda: session.run({"image": x}))
-        results[f"512px_width{width}"] = {"torch_eager_s": t_torch, "onnxruntime_s": t_ort, "speedup": t_torch / t_ort}
+        results[f"{SIZE}px_width{width}"] = {"torch_eager_s": t_torch, "onnxruntime_s": t_ort, "speedup": t_torch / t_ort}
 
     from inference.bundle import resolve_bundle
     from inference.methods.translation import TranslationEngine
@@ -60,9 +61,9 @@ def test_translation_ort_vs_torch(tmp_path):
         bundle = export_run(tmp_path / "standin" / "run", tmp_path / "standin-bundle", name="standin",
                             log=lambda *a: None)
     model = TranslationEngine(bundle, device="cpu")
-    vol = simulate_dbt(3, shape=(2457, 1890), n_slices=70, pixel_spacing=0.1, lesion_classes=("mass",))
-    frames = [np.clip(vol.frame(k).astype(np.float32) / 4095.0, 0, 1) for k in range(70)]
-    t_ort_volume = _best(lambda: model.run_many(frames, ["L"] * 70), repeats=2)
+    vol = simulate_dbt(3, shape=DBT_SHAPE, n_slices=DBT_SLICES, pixel_spacing=size(0.1, 0.8), lesion_classes=("mass",))
+    frames = [np.clip(vol.frame(k).astype(np.float32) / 4095.0, 0, 1) for k in range(DBT_SLICES)]
+    t_ort_volume = _best(lambda: model.run_many(frames, ["L"] * DBT_SLICES), repeats=size(2, 1))
     # the same volume with the network part in torch eager (same architecture; weights do not
     # change the cost, so the torch side keeps its initial ones)
     from training.healthygan.networks import HealthyGANGenerator
@@ -81,11 +82,10 @@ def test_translation_ort_vs_torch(tmp_path):
             return {"intermediate": torch.cat([o[0] for o in outs]).numpy(), "mask": torch.cat([o[1] for o in outs]).numpy()}
 
     torch_model = TranslationEngine(bundle, sessions={"generator": TorchSession()})
-    t_torch_volume = _best(lambda: torch_model.run_many(frames, ["L"] * 70), repeats=2)
-    one = model.run(frames[35], "L")
-    results["dbt_70_slices"] = {"onnxruntime_s": t_ort_volume, "torch_eager_s": t_torch_volume,
-                                "speedup": t_torch_volume / t_ort_volume, "per_slice_ort_s": t_ort_volume / 70,
-                                "one_slice_timings": one.timings, "resolution": model.resolution}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "translation.json").write_text(json.dumps(results, indent=2, default=float))
-    print("\n" + json.dumps(results, indent=2, default=float))
+    t_torch_volume = _best(lambda: torch_model.run_many(frames, ["L"] * DBT_SLICES), repeats=size(2, 1))
+    one = model.run(frames[DBT_SLICES // 2], "L")
+    results[f"dbt_{DBT_SLICES}_slices"] = {"onnxruntime_s": t_ort_volume, "torch_eager_s": t_torch_volume,
+                                           "speedup": t_torch_volume / t_ort_volume,
+                                           "per_slice_ort_s": t_ort_volume / DBT_SLICES,
+                                           "one_slice_timings": one.timings, "resolution": model.resolution}
+    report("translation", results)

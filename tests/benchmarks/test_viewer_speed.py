@@ -16,7 +16,6 @@ not change the cost. Results are printed and written to ``tests/benchmarks/resul
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -24,14 +23,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.benchmarks.sizes import report, size
+
 pytestmark = pytest.mark.benchmark
 pytest.importorskip("PySide6")
 
-RESULTS = Path(__file__).parent / "results"
-DBT_SHAPE = (2457, 1890)
-DBT_SLICES = 70
-STEPS = 20  # slice changes per measurement
-VOLUME_RUN_S = 45.0  # the job is cancelled after this long: the stall statistics need no more
+DBT_SHAPE = size((2457, 1890), (256, 208))
+DBT_SLICES = size(70, 12)
+STEPS = size(20, 3)  # slice changes per measurement
+VOLUME_RUN_S = size(45.0, 10.0)  # the job is cancelled after this long: the stall statistics need no more
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +80,15 @@ def test_viewer_speed(qtbot, dbt_file, models_dir, tmp_path, monkeypatch):
     window.show()
     qtbot.waitExposed(window)
     t0 = time.perf_counter()
-    assert ctl.open(dbt_file) is not None
+    assert ctl.studies.open(dbt_file) is not None
+    volume = ctl.session.current
+    ctl.session.show_single(volume)
     window.single.viewport().repaint()
     first_slice_s = time.perf_counter() - t0
-    volume = ctl.current_image
-    assert volume.is_volume and volume.n_frames == DBT_SLICES and ctl.single_image is volume
+    assert volume.is_volume and volume.n_frames == DBT_SLICES and ctl.session.single
     ctl.jobs.wait()
     app.processEvents()
-    bundle = next(b for b in ctl.method_bundles if b.method == "translation")
+    bundle = next(b for b in ctl.overlays.method_bundles if b.method == "translation")
 
     def scroll(frames, interval_s: float = 0.0) -> list[float]:
         """Step through ``frames`` one slice change at a time; ``interval_s`` between steps
@@ -104,21 +105,21 @@ def test_viewer_speed(qtbot, dbt_file, models_dir, tmp_path, monkeypatch):
                 time.sleep(0.001)
         return times
 
-    start = 5
+    start = size(5, 1)
     back_to_back = scroll(range(start, start + STEPS))  # no time to read ahead: decode on the way
     at_15 = scroll(range(start + STEPS, start + 2 * STEPS), interval_s=1 / 15)
     at_30 = scroll(range(start + 2 * STEPS, start + 3 * STEPS), interval_s=1 / 30)
     decoded = volume.decoded_frames
 
     # the overlay: HealthyGAN over the whole volume while a 10 ms timer measures the UI thread
-    ctl.toggle_method(bundle, True)
+    ctl.overlays.toggle_method(bundle, True)
     qtbot.waitUntil(lambda: not ctl.jobs.running(), timeout=120000)  # engine load + the shown slice
     ticks: list[float] = []
     timer = QtCore.QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(10)
     t_job = time.perf_counter()
-    job = ctl.run_volume()
+    job = ctl.overlays.run_volume()
     qtbot.waitUntil(lambda: job.done or time.perf_counter() - t_job > VOLUME_RUN_S,
                     timeout=int(VOLUME_RUN_S * 1000) + 60000)
     if not job.done:
@@ -149,8 +150,6 @@ def test_viewer_speed(qtbot, dbt_file, models_dir, tmp_path, monkeypatch):
                                 "p99_gap_ms": round(float(np.percentile(gaps, 99) * 1000), 1) if len(gaps) else None,
                                 "gaps_over_100ms": int((gaps > 0.1).sum())},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "viewer.json").write_text(json.dumps(results, indent=2))
-    print("\n" + json.dumps(results, indent=2))
+    report("viewer", results)
     ctl.shutdown()
     assert decoded <= 3 * STEPS + 8, "slices decode near the one shown, never the whole volume"
