@@ -93,6 +93,10 @@ def _application(offscreen: bool):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6 import QtWidgets
 
+    from app.qt_guard import install
+
+    install()  # before the first signal: PySide6 6.12's emit drains True's reference count
+
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("mammolens")
     app.setOrganizationName("mammolens")
@@ -103,9 +107,12 @@ def build_window(models_dirs=(), settings=None):
     """The main window and its workbench (a fresh session and the presenters); ``models_dirs``:
     extra folders of model bundles, searched before $MAMMOLENS_MODELS, the user's and the bundled ones."""
     from app.heatmap import COLORMAPS
+    from app.qt_guard import install
     from app.session import Session
     from app.workbench import Workbench
     from viewer.main_window import MainWindow
+
+    install()
 
     window = MainWindow(colormaps=COLORMAPS)
     workbench = Workbench(Session(), window, models_dirs=models_dirs, settings=settings)
