@@ -210,6 +210,7 @@ def show_first_overlay(workbench):
     if not overlays.method_bundles or workbench.session.current is None:
         return None
     bundle = overlays.method_bundles[0]
+    workbench.window.scope.setCurrentIndex(1)  # the combo says what is shown: "all views"
     overlays.toggle_method(bundle, True, all_views=True)
     return bundle
 
