@@ -3,6 +3,20 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mammolens-installed
+# Which torch build the venv gets (training only; the viewer runs models through ONNX Runtime):
+#   TORCH=default  `pip install torch==2.13.0` as pip resolves it here. Where a local CPU wheel is
+#                  offered (a find-links folder, as on the project's CI machine) that is the CPU build;
+#                  on an ordinary Linux x86-64 box it is PyPI's CUDA build with its nvidia-* packages
+#                  (several GB), what GPU users want for training.
+#   TORCH=cpu      the CPU build from PyTorch's own index (no CUDA packages): `make TORCH=cpu demo`.
+# Changing it after the venv exists: `make clean-venv` first.
+TORCH ?= default
+TORCH_INDEX_default :=
+TORCH_INDEX_cpu := --index-url https://download.pytorch.org/whl/cpu
+ifeq ($(filter $(TORCH),default cpu),)
+$(error TORCH is default or cpu, not "$(TORCH)")
+endif
+DEMO_OUT ?= build/demo
 
 .PHONY: demo test bench fuzz clean-venv bundle-healthygan gpu-bundles mias-healthygan bundle-inpainting bundle-synthesis \
 	mias-synthesis mias-inpainting
@@ -10,13 +24,13 @@ STAMP  := $(VENV)/.mammolens-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	# CPU build of torch first: the `train` extra's torch range is then already met
-	$(PY) -m pip install "torch==2.13.0"
+	# torch first (TORCH=default or cpu, see above): the `train` extra's torch range is then already met
+	$(PY) -m pip install "torch==2.13.0" $(TORCH_INDEX_$(TORCH))
 	$(PY) -m pip install -e ".[train,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/mammolens demo
+	$(VENV)/bin/mammolens demo --out $(DEMO_OUT)
 
 # the benchmarks run here too, at a smoke size (tests/benchmarks/sizes.py): they cannot rot
 test: $(STAMP)

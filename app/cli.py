@@ -151,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "ones (repeatable)")
 
     p = sub.add_parser("demo", help="open the bundled demo study (offscreen screenshot when there is no display)")
-    p.add_argument("--screenshot", type=Path, help="where to save the screenshot (default: ./mammolens-demo.png)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="folder for the offscreen screenshots demo.png, demo-overlay.png, demo-dbt.png "
+                        "(default: ./mammolens-demo)")
+    p.add_argument("--screenshot", type=Path, help="the first screenshot's file instead (the others beside it)")
     p.add_argument("--offscreen", action="store_true", help="render offscreen even when a display is available")
 
     p = sub.add_parser("info", help="list the patients / studies / series / views found under PATH")
@@ -321,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: examples at the end of each verb's --help (verbs with their own epilog keep it)
 EXAMPLES = {
     "view": ["mammolens view study/", "mammolens view DICOMDIR --models my-bundles/"],
-    "demo": ["mammolens demo", "mammolens demo --offscreen --screenshot demo.png"],
+    "demo": ["mammolens demo", "mammolens demo --offscreen --out demo-shots/"],
     "info": ["mammolens info study/"],
     "phantom": ["mammolens phantom --out phantom/ --n 40 --splits 0.6,0.2,0.2 --seed 1",
                 "mammolens phantom --out dbt/ --n 4 --dbt 2 --legacy-dbt --compress jpeg2000"],
@@ -375,7 +378,7 @@ def _dispatch(args) -> int:
     if args.command == "demo":
         from app.gui import run_demo
 
-        return run_demo(screenshot=args.screenshot, offscreen=args.offscreen)
+        return run_demo(screenshot=args.screenshot, offscreen=args.offscreen, out=args.out)
     if args.command == "info":
         from inference.studies.study import open_path
 

@@ -25,10 +25,77 @@ def has_display() -> bool:
     return True
 
 
+#: Qt platforms that need no display server (QT_QPA_PLATFORM)
+HEADLESS_PLATFORMS = ("offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb", "vkkhrdisplay")
+
+#: What Qt's xcb platform plugin (libqxcb.so and libQt6XcbQpa) links against beyond libX11 / libxcb
+#: themselves, with the Debian / Ubuntu package of each (from `ldd` on the plugin of PySide6 6.x).
+XCB_LIBRARIES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-render-util.so.0": "libxcb-render-util0", "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-shape.so.0": "libxcb-shape0", "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0", "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-shm.so.0": "libxcb-shm0", "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-xkb.so.1": "libxcb-xkb1", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxkbcommon.so.0": "libxkbcommon0", "libX11-xcb.so.1": "libx11-xcb1", "libxcb.so.1": "libxcb1",
+}
+
+
+def missing_libraries(libraries=XCB_LIBRARIES) -> list[str]:
+    """The shared libraries of ``libraries`` (soname -> package) the dynamic loader cannot find."""
+    import ctypes
+
+    missing = []
+    for soname in libraries:
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            missing.append(soname)
+    return missing
+
+
+def window_system_problem(environ=None, libraries=XCB_LIBRARIES) -> str | None:
+    """Why Qt could not open a window here, in one sentence, or None; asked before Qt starts, as
+    Qt itself aborts the process (SIGABRT) when it finds no display or its xcb plugin cannot load."""
+    environ = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux"):
+        return None
+    platform = environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip().lower()
+    if platform in HEADLESS_PLATFORMS:
+        return None
+    if platform.startswith("wayland"):
+        if environ.get("WAYLAND_DISPLAY"):
+            return None
+        return ("there is no display to open the window on (QT_QPA_PLATFORM asks for Wayland but WAYLAND_DISPLAY "
+                "is not set); `mammolens demo` renders offscreen without one.")
+    if not environ.get("DISPLAY"):
+        if environ.get("WAYLAND_DISPLAY") and not platform:
+            return None  # Qt takes the Wayland session
+        return ("there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set): run it on "
+                "a desktop, over `ssh -X` or under `xvfb-run -a`; `mammolens demo` renders offscreen without one.")
+    missing = missing_libraries(libraries)
+    if missing:
+        packages = " ".join(libraries[m] for m in missing)
+        return (f"the window needs system libraries that are missing here ({', '.join(missing)}); on Debian / Ubuntu: "
+                f"sudo apt-get install {packages}.")
+    return None
+
+
+def check_window_system() -> None:
+    problem = window_system_problem()
+    if problem is not None:
+        raise MammolensError(problem)
+
+
 def _application(offscreen: bool):
     if offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6 import QtWidgets
+
+    from app.qt_guard import install
+
+    install()  # before the first signal: PySide6 6.12's emit drains True's reference count
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("mammolens")
@@ -40,9 +107,12 @@ def build_window(models_dirs=(), settings=None):
     """The main window and its workbench (a fresh session and the presenters); ``models_dirs``:
     extra folders of model bundles, searched before $MAMMOLENS_MODELS, the user's and the bundled ones."""
     from app.heatmap import COLORMAPS
+    from app.qt_guard import install
     from app.session import Session
     from app.workbench import Workbench
     from viewer.main_window import MainWindow
+
+    install()
 
     window = MainWindow(colormaps=COLORMAPS)
     workbench = Workbench(Session(), window, models_dirs=models_dirs, settings=settings)
@@ -67,6 +137,7 @@ def _install_error_hook(window) -> None:
 
 
 def run_viewer(path: Path | None = None, models_dirs=()) -> int:
+    check_window_system()
     app = _application(offscreen=False)
     window, workbench = build_window(models_dirs)
     _install_error_hook(window)
@@ -139,11 +210,24 @@ def show_first_overlay(workbench):
     if not overlays.method_bundles or workbench.session.current is None:
         return None
     bundle = overlays.method_bundles[0]
+    workbench.window.scope.setCurrentIndex(1)  # the combo says what is shown: "all views"
     overlays.toggle_method(bundle, True, all_views=True)
     return bundle
 
 
-def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
+DEMO_OUT = Path("mammolens-demo")  # where `mammolens demo` puts its screenshots without --out
+
+
+def run_demo(screenshot: Path | None = None, offscreen: bool = False, out: Path | None = None) -> int:
+    """The demo study in the window, or (no display, or ``offscreen``) rendered to three PNGs in
+    ``out`` (default ./mammolens-demo/: demo.png, demo-overlay.png, demo-dbt.png); ``screenshot``
+    names the first file instead (the others beside it)."""
+    if not offscreen and has_display():
+        problem = window_system_problem()
+        if problem is not None:
+            print(f"mammolens: {problem[0].upper()}{problem[1:-1]}; rendering the demo offscreen instead.",
+                  file=sys.stderr)
+            offscreen = True
     offscreen = offscreen or not has_display()
     app = _application(offscreen)
     window, workbench = build_window()
@@ -153,7 +237,8 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False) -> int:
         workbench.studies.open(demo_study_path())
         show_first_overlay(workbench)
         return app.exec()
-    screenshot = (screenshot or Path("mammolens-demo.png")).resolve()
+    screenshot = (screenshot or (out or DEMO_OUT) / "demo.png").resolve()
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     shots = render_demo(window, workbench, screenshot)
     print(workbench.session.studies.describe())
     if workbench.overlays.method_bundles:

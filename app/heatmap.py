@@ -25,6 +25,23 @@ COLORMAPS = ("viridis", "cividis", "magma", "inferno", "plasma")
 
 
 
+#: what a per-window error map is called, by the value of its method's "score" parameter
+ERROR_NAMES = {"dmse": "DMSE", "mse": "MSE", "critic": "critic loss"}
+
+
+def map_label(spec, values: dict, map_name: str) -> tuple[str, str]:
+    """(short name, units) of a method's map as the viewer shows and exports it. A method whose
+    main map holds its per-window score (inpainting: DMSE, MSE or the critic loss, the "score"
+    parameter) is named after that score, not the key its results store it under ("difference")."""
+    units = spec.units.get(map_name, "")
+    score = next((p for p in spec.parameters if p.name == "score"), None)
+    if score is not None and spec.maps and map_name == spec.maps[0]:
+        chosen = str(values.get("score", score.default))
+        name = ERROR_NAMES.get(chosen, chosen)
+        return name, f"{name} per window (the image score's unit)"
+    return map_name, units
+
+
 @functools.lru_cache(maxsize=None)
 def colour_table(name: str) -> np.ndarray:
     """(256, 3) uint8 RGB table of one of :data:`COLORMAPS` (read-only)."""

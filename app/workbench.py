@@ -65,8 +65,8 @@ class Workbench(QtCore.QObject):
         self.reload_bundles()
 
     def about_rows(self) -> list[tuple[str, str]]:
-        """Version, the bundles found (and those refused), the ONNX Runtime providers, and where
-        settings and models live."""
+        """Version, the bundles found (and those refused), the ONNX Runtime providers installed and,
+        apart from them, where models actually run here, and where settings and models live."""
         from importlib.metadata import PackageNotFoundError, version
 
         from inference.bundle import model_search_dirs
@@ -80,9 +80,26 @@ class Workbench(QtCore.QObject):
         if self.session.bundle_errors:
             bundles += f"; {len(self.session.bundle_errors)} refused (see the Methods menu)"
         return [("Version", release), ("Model bundles", bundles),
-                ("ONNX Runtime providers", ", ".join(available_providers())),
+                ("ONNX Runtime providers installed", ", ".join(available_providers())),
+                ("Models run here on", self.runs_here()),
                 ("Settings file", self.settings.fileName()),
                 ("Model folders", "\n".join(f"{path} ({why})" for path, why in model_search_dirs(self.models_dirs)))]
+
+    def runs_here(self) -> str:
+        """Where a model actually runs on this machine: ONNX Runtime asked for its best provider on
+        the smallest network of the bundles found (an installed CUDA provider without a GPU or its
+        libraries falls back to the CPU, and that reason is shown), not the installed list."""
+        from inference.runtime import DEVICE_LABELS, create_session
+
+        networks = [n.path for b in self.session.bundles for n in b.networks.values() if Path(n.path).is_file()]
+        if not networks:
+            return "not known until a model bundle is found"
+        try:
+            session = create_session(min(networks, key=lambda p: Path(p).stat().st_size), device="auto", threads=1)
+        except Exception as exc:  # noqa: BLE001 (About must open whatever the runtime says)
+            return f"not known: ONNX Runtime could not open a model ({exc})"
+        text = f"{DEVICE_LABELS.get(session.provider, session.provider)} ({session.provider})"
+        return text + (f"; {session.fallback_reason}" if session.fallback_reason else "")
 
     def reload_bundles(self) -> None:
         self.session.load_bundles(self.models_dirs)

@@ -8,6 +8,18 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+
+def pytest_configure(config):
+    """The suite makes far more Qt calls than one session: PySide6 6.12.0 on Python 3.11 would
+    drain True's and None's reference counts (app/qt_guard.py) and abort a test process."""
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        return
+    from app.qt_guard import install
+
+    install()
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MAMMOLENS_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -81,12 +81,15 @@ def test_folder_with_a_bad_file_lists_it(window, qtbot, phantom_study, tmp_path)
 
 
 def test_demo_command_writes_screenshots(tmp_path, monkeypatch, capsys):
+    """Into the folder it names (./mammolens-demo by default), never loose in the working folder."""
     from app.cli import main
 
-    shot = tmp_path / "demo.png"
-    assert main(["demo", "--offscreen", "--screenshot", str(shot)]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--offscreen"]) == 0
+    shot = tmp_path / "mammolens-demo" / "demo.png"
     out = capsys.readouterr().out
     assert f"screenshot: {shot}" in out and "R-CC" in out
+    assert not list(tmp_path.glob("*.png")), "nothing written into the working folder itself"
     from skimage import io
 
     pixels = io.imread(shot)

@@ -366,7 +366,7 @@ def test_mammogram_dicom_round_trip_and_attributes(tmp_path):
     assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation) == (16, 12, 11, 0)
     assert (float(ds.RescaleIntercept), float(ds.RescaleSlope), ds.RescaleType) == (0.0, 1.0, "US")
     assert len(ds.WindowCenter) == 2 and len(ds.WindowWidth) == 2
-    assert list(ds.WindowCenterWidthExplanation) == ["NORMAL", "HARDER"] and ds.VOILUTFunction == "LINEAR"
+    assert list(ds.WindowCenterWidthExplanation) == ["STANDARD", "HARDER"] and ds.VOILUTFunction == "LINEAR"
     assert ds.ImageLaterality == "R" and "Laterality" not in ds
     assert ds.ViewPosition == "MLO"
     code = ds.ViewCodeSequence[0]

@@ -122,7 +122,7 @@ def test_window_level_by_right_drag_presets_auto_invert_reset(viewer, qtbot):
     assert ctl.session.state(image).preset is None and not ctl.session.state(image).invert
     assert np.allclose(before, canvas.displayed_array())
     # the file's presets with their explanations
-    assert win.preset.count() == len(image.presets) and "NORMAL" in win.preset.itemText(0)
+    assert win.preset.count() == len(image.presets) and "STANDARD" in win.preset.itemText(0)
     other = win.cells[("R", "CC")]
     assert ctl.session.state(ctl.display.image_on(other)).preset is None, "window / level is per view"
 
@@ -336,8 +336,9 @@ def test_first_run_says_what_to_do_and_about_names_this_installation(qtbot, tmp_
     texts = " ".join(label.text() for label in win.welcome.findChildren(type(win.cursor_label)))
     assert "demo" in texts and "Open" in texts
     rows = dict(ctl.about_rows())
-    assert set(rows) == {"Version", "Model bundles", "ONNX Runtime providers", "Settings file", "Model folders"}
-    assert "CPUExecutionProvider" in rows["ONNX Runtime providers"] and "bundled models" in rows["Model folders"]
+    assert set(rows) == {"Version", "Model bundles", "ONNX Runtime providers installed", "Models run here on",
+                         "Settings file", "Model folders"}
+    assert "CPUExecutionProvider" in rows["ONNX Runtime providers installed"] and "bundled models" in rows["Model folders"]
     assert str(tmp_path / "settings.ini") == rows["Settings file"]
     win.actions["about"].trigger()  # the dialog opens with those rows
 
@@ -348,7 +349,7 @@ def test_browser_ground_truth_play_and_measurements_read_as_a_new_user_expects(v
     # one row per image: a series of one image is that image's row, so no view appears twice
     tree = ctl.studies.tree(ctl.session.studies)
     image_rows = [row for _, _, _, studies in tree for _, _, _, series in studies for row in series]
-    names = [row[0].split("  ")[0] for row in image_rows if row[1] is not None]
+    names = [row[0].split("\n")[0] for row in image_rows if row[1] is not None]
     assert len(names) == len(set(names)) == len(ctl.session.studies.images())
     # ground truth: numbered boxes, the labels in one legend
     volume = ctl.session.study.volumes()[0]

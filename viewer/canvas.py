@@ -124,6 +124,23 @@ class ImageViewBox(pg.ViewBox):
         super().wheelEvent(ev, axis)
 
 
+
+def caption_lines(text: str, width: int = 30) -> str:
+    """A measurement's caption on short lines (broken after its commas and colon), so it stays
+    inside a view of the hanging instead of running past its edge."""
+    lines: list[str] = []
+    for part in text.replace(": ", ":\n", 1).split("\n"):
+        line = ""
+        for piece in part.split(", "):
+            candidate = f"{line}, {piece}" if line else piece
+            if line and len(candidate) > width:
+                lines.append(line + ",")
+                line = piece
+            else:
+                line = candidate
+        lines.append(line)
+    return "\n".join(lines)
+
 class ImageCanvas(pg.GraphicsLayoutWidget):
     double_clicked = QtCore.Signal()
     activated = QtCore.Signal()  # clicked: becomes the current view
@@ -167,6 +184,8 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self._shapes: dict[int, tuple[pg.ROI, pg.TextItem]] = {}
         self._shape_kinds: dict[int, str] = {}
         self.view.sigResized.connect(self._place_texts)
+        self.view.sigResized.connect(self._fit_captions)
+        self.view.sigRangeChanged.connect(self._fit_captions)
         self.view.clicked.connect(self.activated.emit)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
@@ -374,9 +393,30 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
                 self._shapes[sid] = self._make_shape(sid, kind, x0, y0, x1, y1)
                 self._shape_kinds[sid] = kind
             roi, caption = self._shapes[sid]
-            caption.setText(text)
-            caption.setPos(x0 if kind == "line" else (max(x0, x1) if self._mirror else min(x0, x1)),
-                           y0 if kind == "line" else max(y0, y1))
+            caption.setText(caption_lines(text))
+            ys = y0 if kind == "line" else max(y0, y1)
+            caption.ends = ((min(x0, x1), ys), (max(x0, x1), ys))  # its shape's two ends, image pixels
+        self._fit_captions()
+
+    def _fit_captions(self, *args) -> None:
+        """Each caption under its shape, from the shape's left end on screen; from its right end,
+        leftwards, where it would run past the view's right edge (a shape near the edge)."""
+        right_edge = self.view.sceneBoundingRect().right() - 4
+        for sid, (roi, caption) in self._shapes.items():
+            ends = getattr(caption, "ends", None)
+            if ends is None:
+                continue
+            (xa, ya), (xb, yb) = ends
+            scene = [self.view.mapViewToScene(QtCore.QPointF(x, y)) for x, y in ends]
+            left, right = (ends[0], ends[1]) if scene[0].x() <= scene[1].x() else (ends[1], ends[0])
+            width = caption.boundingRect().width()
+            start = min(scene[0].x(), scene[1].x())
+            if start + width > right_edge and max(scene[0].x(), scene[1].x()) - width >= self.view.sceneBoundingRect().left():
+                caption.setAnchor((1, 0))
+                caption.setPos(*right)
+            else:
+                caption.setAnchor((0, 0))
+                caption.setPos(*left)
 
     def _make_shape(self, sid: int, kind: str, x0, y0, x1, y1):
         if kind == "line":

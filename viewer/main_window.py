@@ -115,8 +115,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.image_area = central
 
         self.overlay_panel = OverlayPanel(colormaps)
-        self.overlay_dock = self._dock("Overlay", "overlay", self._scrolling(self.overlay_panel),
-                                       QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        overlay_area = self._scrolling(self.overlay_panel)
+        overlay_area.setMinimumHeight(380)  # at 720 px the larger share (score, card, style, colour bar), the rest scrolls
+        self.overlay_dock = self._dock("Overlay", "overlay", overlay_area, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.info = InfoPane()
         self.info_dock = self._dock("Image info", "info", self.info, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.measurements = MeasurementsPane()
@@ -126,8 +127,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.synthesis_dock = self._dock("Synthesis", "synthesis", self.synthesis,
                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.info_dock, self.measurements_dock)
-        self.tabifyDockWidget(self.measurements_dock, self.synthesis_dock)
+        # the synthesis pane shares the Overlay's (larger) place: its grid of patches needs the height
+        self.tabifyDockWidget(self.overlay_dock, self.synthesis_dock)
         self.info_dock.raise_()
+        self.overlay_dock.raise_()
         self.resizeDocks([self.studies_dock, self.overlay_dock], [230, 340], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.overlay_dock, self.info_dock], [560, 300], QtCore.Qt.Orientation.Vertical)
 
@@ -196,6 +199,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         display = self.addToolBar("Display")
         display.setObjectName("display_toolbar")
+        self.display_toolbar = display
         self.preset = QtWidgets.QComboBox()
         self.preset.setMinimumContentsLength(22)
         self.preset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)  # never clipped
@@ -210,9 +214,10 @@ class MainWindow(QtWidgets.QMainWindow):
         for name in ("auto_window", "invert", "reset_display", "fit", "one_to_one", "toggle_layout"):
             display.addAction(self.actions[name])
 
-        tools = QtWidgets.QToolBar("Tools", self)
+        tools = self.addToolBar("Tools")  # at the top: the images keep the window's width
         tools.setObjectName("tools_toolbar")
-        self.addToolBar(QtCore.Qt.ToolBarArea.LeftToolBarArea, tools)
+        self.tools_toolbar = tools
+        self.insertToolBar(display, tools)  # beside the method toggles: two rows at 1280 px, not three
         group = QtGui.QActionGroup(self)
         for tool in TOOL_NAMES:
             action = self.actions[f"tool_{tool}"]
@@ -272,6 +277,24 @@ class MainWindow(QtWidgets.QMainWindow):
             status.addPermanentWidget(widget)
         self.set_job(None)
 
+    # ------------------------------------------------------------------ fitting the screen
+    def resizeEvent(self, event):  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self.fit_toolbars()
+
+    def fit_toolbars(self) -> None:
+        """The top toolbars fill rows in order, a new row where the next one would not fit, so
+        nothing of them moves into an overflow menu; fewer rows again when the window widens."""
+        used = 0
+        for bar in (self.methods_toolbar, self.tools_toolbar, self.display_toolbar):
+            if self.toolBarArea(bar) != QtCore.Qt.ToolBarArea.TopToolBarArea or not bar.isVisibleTo(self):
+                continue  # moved elsewhere or hidden by the user: theirs
+            width = bar.sizeHint().width() + 24  # the handle and the layout's spacing
+            wrap = used > 0 and used + width > self.width()
+            if wrap != self.toolBarBreak(bar):
+                (self.insertToolBarBreak if wrap else self.removeToolBarBreak)(bar)
+            used = width if wrap or used == 0 else used + width
+
     # ------------------------------------------------------------------ methods toolbar
     def set_methods(self, entries: list[tuple[str, str, bool]]) -> None:
         """One toggle per bundle: (text, tooltip, enabled)."""
@@ -296,6 +319,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.method_actions.append(action)
         self.methods_menu.addSeparator()
         self.methods_menu.addActions(self._methods_menu_tail)
+        self.fit_toolbars()
 
     def set_method_checked(self, index: int | None) -> None:
         """Show which bundle's overlay the current view has, without emitting toggles."""

@@ -65,6 +65,12 @@ class InfoPresenter(Presenter):
         bundle = self.session.state(image).overlay
         result = self.session.result(image, frame, bundle) if bundle is not None else None
         if result is not None:
+            from app.heatmap import map_label
+            from inference.methods import METHODS
+
             name = self.session.map_name(bundle)
-            text += f"   {name} {float(result.maps[name][row, col]):.4f}"
+            label, _ = map_label(METHODS[bundle.method], self.session.parameters(bundle.method), name)
+            value = float(result.maps[name][row, col])
+            # NaN: no window reached this pixel (outside the breast); not a number to read
+            text += f"   {label} {value:.4f}" if math.isfinite(value) else f"   {label}: no map here (outside the breast)"
         self.window.cursor_label.setText(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.heatmap import contour_lines, style_table, summarise, table_index
+from app.heatmap import contour_lines, map_label, style_table, summarise, table_index
 from app.jobs_qt import JobKey
 from app.presenters.base import Context, Presenter
 from app.session import ResultCache, ResultKey
@@ -41,6 +41,7 @@ class OverlayPresenter(Presenter):
         s.style_changed.connect(self._on_style_changed)
         s.parameters_changed.connect(self._on_parameters_changed)
         w.method_toggled.connect(lambda index, on: self.toggle_method(self.method_bundles[index], on))
+        w.scope.currentIndexChanged.connect(self._on_scope_changed)
         p = w.overlay_panel
         p.style_edited.connect(self._on_style_edited)
         p.parameter_edited.connect(self._on_parameter_edited)
@@ -97,6 +98,13 @@ class OverlayPresenter(Presenter):
                 self.session.set_overlay(image, None)
         self._check_toolbar()
         self._update_panel()
+
+    def _on_scope_changed(self, _index: int) -> None:
+        """"all views" applies the method already on the current view to the whole hanging (and
+        "current view" leaves the others as they are: the toggles then act on one view)."""
+        bundle = self._overlay_bundle()
+        if bundle is not None and self.window.scope_all():
+            self.toggle_method(bundle, True, all_views=True)
 
     def _check_toolbar(self) -> None:
         image = self.session.current
@@ -156,7 +164,8 @@ class OverlayPresenter(Presenter):
             canvas.set_overlay(self.session.overlay_indices(image, state.frame, bundle), style_table(style), style.opacity)
             self._drawn[id(canvas)] = source
         canvas.set_contour(contour_lines(result.maps[style.map_name], style.threshold) if style.contour else None)
-        canvas.set_overlay_text(("preview, refining...  " if result.parameters.get("preview") else "")
+        # the preview note on a line of its own: one line would not fit a view of the hanging
+        canvas.set_overlay_text(("preview, refining...\n" if result.parameters.get("preview") else "")
                                 + score_text(result))
 
     def _on_result_added(self, image: Image, frame: int, bundle) -> None:
@@ -321,7 +330,8 @@ class OverlayPresenter(Presenter):
             if image.is_volume:
                 text += f"; {len(self.session.cached_frames(image, bundle))}/{image.n_frames} slices computed"
             panel.score.setText(f"{text}\n{result.provider}, {sum(result.timings.values()):.2f} s")
-        panel.show_style(style, style_table(style), spec.units.get(style.map_name, ""))
+        panel.show_style(style, style_table(style), map_label(spec, self.session.parameters(bundle.method),
+                                                              style.map_name)[1])
         if self._panel_method != bundle.method:  # rebuilt only when the method changes: a combo
             self._panel_method = bundle.method   # must not be deleted while it emits
             panel.show_parameters(spec.parameters, self.session.parameters(bundle.method))

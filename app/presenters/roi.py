@@ -35,7 +35,7 @@ class RoiPresenter(Presenter):
         w.measurements.export_requested.connect(self.export_measurements)
         w.actions["inpaint"].triggered.connect(self.inpaint_roi)
         w.actions["clear_shapes"].triggered.connect(self._clear_shapes)
-        w.export_folder = str(self.settings.value("export/folder", ""))
+        w.export_folder = str(self.settings.value("export/folder", "") or Path.home())  # never the working folder
         for canvas in w.canvases():
             canvas.view.shape_drawn.connect(lambda tool, geom, c=canvas: self._on_shape_drawn(c, tool, geom))
             canvas.shape_edited.connect(lambda sid, geom, c=canvas: self._on_shape_edited(c, sid, geom))
@@ -196,6 +196,12 @@ class RoiPresenter(Presenter):
         stem = self.session.export_stem(image, frame)
         result = self.session.result(image, frame, bundle) if bundle is not None else None
         style = self.session.style(bundle) if result is not None else None
+        if style is not None:
+            from app.heatmap import map_label
+            from inference.methods import METHODS
+
+            label = map_label(METHODS[bundle.method], self.session.parameters(bundle.method),
+                              style.map_name)[0].replace(" ", "-")  # "DMSE", not the key "difference"
         display = self.session.displayed(image)
         boxes = [box for box, _ in self.session.boxes_on(image, frame)]  # as drawn on the view
 
@@ -205,7 +211,7 @@ class RoiPresenter(Presenter):
                 atomic_write_bytes(folder / f"{stem}.png", overlay_png(display, None, None, boxes))
                 return [folder / f"{stem}.png"]
             value_map = np.asarray(result.maps[style.map_name], dtype=np.float32)
-            base = f"{stem}_{safe_file_name(bundle.name)}_{style.map_name}"
+            base = f"{stem}_{safe_file_name(bundle.name)}_{safe_file_name(label)}"
             atomic_write_bytes(folder / f"{base}.png", overlay_png(display, value_map, style, boxes))
             atomic_write_bytes(folder / f"{base}.npy", npy_bytes(value_map))
             return [folder / f"{base}.png", folder / f"{base}.npy"]

@@ -92,7 +92,7 @@ class StudyPresenter(Presenter):
                     title = f"Series {series.number} {series.description}".strip()
                     if len(images) == 1:
                         text, im, size, _ = images[0]
-                        rows.append((f"{text}  ({title})", im, size, []))
+                        rows.append((f"{text}\n{title}", im, size, []))  # lines of their own: a narrow dock cuts none
                     else:
                         rows.append((title, None, "", images))
                 study_rows.append((f"Study {s_index} {study.date}".strip(), study, "", rows))

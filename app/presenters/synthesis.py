@@ -21,6 +21,9 @@ class SynthesisPresenter(Presenter):
         self.session.bundles_changed.connect(self._update_pane)
         self.window.synthesis.generate_requested.connect(self.generate)
         self.window.synthesis.export_requested.connect(self.export)
+        # the dialog starts where the last patches went, else the views' export folder, else home
+        self.window.synthesis.export_folder = str(self.settings.value("synthesis/folder", "")
+                                                  or self.settings.value("export/folder", "") or Path.home())
 
     def bundle(self):
         from inference.methods import first_usable
@@ -36,6 +39,13 @@ class SynthesisPresenter(Presenter):
         pane.set_classes(bundle_classes(bundle) if bundle is not None else [])
         pane.set_available(bundle is not None, "" if bundle else unavailable_reason(self.session.bundles,
                                                                                     "generates_patches"))
+        if bundle is None:
+            pane.set_bundle_line("")
+        else:
+            card = bundle.card_line
+            pane.set_bundle_line(f"{bundle.name} {bundle.version}: " + (f"model card: {card}" if card else
+                                 f"no evaluation card (`mammolens evaluate --method synthesis --model {bundle.name} "
+                                 "--labels CSV` writes one)"))
 
     def generate(self, label: str, count: int, seed: int, truncation: float):
         bundle = self.bundle()
@@ -64,10 +74,13 @@ class SynthesisPresenter(Presenter):
         if not chosen:
             return None
 
+        self.settings.setValue("synthesis/folder", str(folder))
+        self.window.synthesis.export_folder = str(folder)
+
         def done(summary):
             self.last_export = summary
             self.status(f"Exported {len(chosen)} patch(es) as {len(summary.files)} file(s) "
-                        f"(PNG 8 / 16 bit, DICOM) with {summary.csv.name} to {Path(folder).name}", 10000)
+                        f"(PNG 8 / 16 bit, DICOM) with {summary.csv.name} to {Path(folder).resolve()}", 15000)
 
         return self.jobs.submit(f"Export {len(chosen)} patches", lambda job: export_patches(chosen, folder, EXPORT_FORMATS),
                                 key=JobKey("patches", folder), on_result=done, on_error=self.failed)

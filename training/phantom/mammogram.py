@@ -105,7 +105,8 @@ def ground_truth(
 
 
 def window_presets(pixels: np.ndarray, mask: np.ndarray, bits_stored: int) -> list[tuple[float, float, str]]:
-    """Two VOI windows from the breast's pixel values: ``NORMAL`` (whole breast) and ``HARDER``."""
+    """Two VOI windows from the breast's pixel values: ``STANDARD`` (whole breast) and ``HARDER``.
+    Not "NORMAL" (a vendor's name for it): beside a model's "-> abnormal" it reads as a finding."""
     step = max(1, int(np.sqrt(pixels.size / 2.0e6)))
     v = pixels[::step, ::step][mask[::step, ::step]]
     if v.size < 16:
@@ -114,9 +115,9 @@ def window_presets(pixels: np.ndarray, mask: np.ndarray, bits_stored: int) -> li
     top = float((1 << bits_stored) - 1)
     hi = max(hi, lo + 16.0)
     mid = min(max(mid, lo), hi - 8.0)
-    normal = (round((lo + hi) / 2.0), round(min(top, (hi - lo) * 1.05)), "NORMAL")
+    standard = (round((lo + hi) / 2.0), round(min(top, (hi - lo) * 1.05)), "STANDARD")
     harder = (round((mid + hi) / 2.0), round(hi - mid), "HARDER")
-    return [normal, harder]
+    return [standard, harder]
 
 
 @dataclass
