@@ -191,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identifiers", action="store_true",
                    help="name unreadable files by their file names (which can carry patients' names); "
                         "by default they are named by position and a key")
+    p.add_argument("--dicom", action="store_true",
+                   help="also write each map as DICOM objects into OUT/dicom: Parametric Map, SEG of the region at or "
+                        "above the calibrated threshold, TID 1500 SR (identifiers follow the source)")
+    p.add_argument("--anonymize", action="store_true",
+                   help="with --dicom: replace patient and study identifiers and remap UIDs in the DICOM objects")
 
     p = sub.add_parser(
         "inpaint", help="complete a box of an image with an inpainting bundle: original, completion, error, scores",
@@ -378,6 +383,11 @@ def _dispatch(args) -> int:
             slice_text = f" slice {r['slice']}" if r["slice"] else ""
             print(f"{r['image']}{slice_text}: score {r['score']:.5f} -> {r['decision'] or 'uncalibrated'}")
         print(f"{summary['bundle']} on {summary['provider']}; maps, overlays and results.json/csv in {args.out}")
+        if args.dicom or args.anonymize:
+            from inference.dicom_results import write_analysis_objects
+
+            written = write_analysis_objects(args.path, args.out, model=args.model, anonymize=args.anonymize)
+            print(f"{len(written)} DICOM objects (Parametric Map, SEG, SR) in {args.out / 'dicom'}")
         return 0
     if args.command == "evaluate":
         return _evaluate(args)
