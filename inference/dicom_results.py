@@ -339,6 +339,17 @@ def _segmentation(hd, src: _Sources, values: np.ndarray, threshold: float, prov:
     return seg
 
 
+def derived_frames(ds) -> dict[tuple[str, int], int]:
+    """``{(source SOP Instance UID, source frame number): frame number}`` of a derived multi-frame
+    object (highdicom orders the frames by position, not in the order they were given)."""
+    out = {}
+    for number, item in enumerate(ds.PerFrameFunctionalGroupsSequence, 1):
+        for derivation in item.get("DerivationImageSequence", []):
+            for ref in derivation.get("SourceImageSequence", []):
+                out[(str(ref.ReferencedSOPInstanceUID), int(ref.get("ReferencedFrameNumber", 1) or 1))] = number
+    return out
+
+
 def _report(hd, src: _Sources, frames: Sequence[FrameResult], threshold, prov: Provenance, pm, seg):
     from pydicom.dataset import Dataset
     from pydicom.sr.codedict import codes
@@ -351,6 +362,7 @@ def _report(hd, src: _Sources, frames: Sequence[FrameResult], threshold, prov: P
             uid=hd.UID(), name=_short(f"mammolens {prov.method}"), model_name=_short(prov.bundle_name)))
     algorithm = sr.AlgorithmIdentification(name=_short(prov.bundle_name), version=_short(prov.bundle_version),
                                            parameters=prov.parameters(threshold))
+    pm_frames = derived_frames(pm)
     groups = []
     for i, (fr, header, number) in enumerate(zip(frames, src.per_frame, src.frame_numbers)):
         measurements = [sr.Measurement(name=_code("ML0001", "Anomaly score"), value=float(fr.score), unit=unitless,
@@ -370,7 +382,7 @@ def _report(hd, src: _Sources, frames: Sequence[FrameResult], threshold, prov: P
         # the frame's map in the Parametric Map is a source of the group too
         pm_frame = sr.SourceImageForMeasurementGroup(
             referenced_sop_class_uid=pm.SOPClassUID, referenced_sop_instance_uid=pm.SOPInstanceUID,
-            referenced_frame_numbers=[i + 1])
+            referenced_frame_numbers=[pm_frames[(str(header.SOPInstanceUID), number)]])
         groups.append(sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=sr.TrackingIdentifier(uid=hd.UID(), identifier=f"frame {fr.frame + 1}"),
             algorithm_id=algorithm,
