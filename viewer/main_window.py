@@ -38,7 +38,7 @@ ACTIONS = {
     "auto_window": ("&Auto window", ["A"], "Window from the breast's histogram (1st to 99th percentile)"),
     "invert": ("&Invert", ["I"], "Invert the grey scale of the current view"),
     "reset_display": ("&Reset display", ["R"], "The file's first VOI preset, no inversion, no slab"),
-    "overlay_planes": ("DICOM &overlay planes", ["O"], "Show the file's own overlay planes (60xx graphics), when it has any"),
+    "overlay_planes": ("DICOM &overlay planes", ["O"], "Show the file's own overlay planes (60xx graphics) and the SEGs opened beside it"),
     "next_slice": ("Next slice", ["Down", "Right"], "DBT: next slice (also the mouse wheel)"),
     "previous_slice": ("Previous slice", ["Up", "Left"], "DBT: previous slice"),
     "next_slices": ("10 slices on", ["PgDown"], "DBT: ten slices on"),
