@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where ONNX Runtime runs the model (default auto: the GPU when it works, else CPU)")
 
+    from app.pacs_cli import add_pacs_parser
+
+    add_pacs_parser(sub)
+
     p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
     p.add_argument("--labels", type=Path, required=True,
                    help="labels CSV with a split column (`mammolens phantom --splits` or `dataset import` write one)")
@@ -353,6 +357,10 @@ def _dispatch(args) -> int:
         studies = open_path(args.path)
         print(studies.describe(identifiers=args.identifiers))
         return 0
+    if args.command == "pacs":
+        from app.pacs_cli import run_pacs
+
+        return run_pacs(args, progress=console_progress)
     if args.command == "phantom":
         return _phantom(args)
     if args.command == "dataset":
