@@ -189,12 +189,12 @@ def load_servers(path: str | Path | None = None) -> dict[str, Server]:
     for name, entry in entries.items():
         if not isinstance(entry, dict):
             raise PacsError(f"{path.name}: server {name!r} is not an object of settings.")
+        if "password" in entry:
+            raise PacsError(f"{path.name}: server {name!r} holds a password; use password_env or credentials_file.")
         unknown = sorted(set(entry) - _FIELDS)
         if unknown:
             raise PacsError(f"{path.name}: server {name!r} has unknown setting(s) {', '.join(unknown)} "
                             f"(known: {', '.join(sorted(_FIELDS))}).")
-        if "password" in entry:
-            raise PacsError(f"{path.name}: server {name!r} holds a password; use password_env or credentials_file.")
         if not entry.get("dicomweb") and not (entry.get("ae_title") and entry.get("host") and entry.get("port")):
             raise PacsError(f"{path.name}: server {name!r} needs either dicomweb (a URL) or ae_title, host and port.")
         if entry.get("retrieve", "get") not in ("get", "move"):
@@ -262,18 +262,13 @@ class DicomWebClient:
             import requests
             from dicomweb_client.api import DICOMwebClient
 
-            timeout = self.server.timeout
-
-            class _Session(requests.Session):
-                def request(self, *args, **kwargs):
-                    kwargs.setdefault("timeout", timeout)
-                    return super().request(*args, **kwargs)
-
-            session = _Session()
+            session = requests.Session()
             credentials = self.server.credentials()
             if credentials is not None:
                 session.auth = credentials
-            self._client = DICOMwebClient(self.server.dicomweb, session=session)
+            self._client = DICOMwebClient(self.server.dicomweb, session=session, timeout=self.server.timeout)
+            # its retries back off for 30 s on any exception (a refused connection too): one try, one sentence
+            self._client.set_http_retry_params(retry=False)
         return self._client
 
     def _call(self, what: str, fn, *args, **kwargs):
