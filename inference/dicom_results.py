@@ -541,3 +541,20 @@ def write_analysis_objects(source: str | Path, out: str | Path, *, model: str | 
                                          threshold=threshold, pseudonymizer=pseudonymizer)
             written += [out / "dicom" / p.name for p in files.paths()]
     return written
+
+
+def write_image_result(image, frame: int, result, bundle, out: str | Path, stem: str, *,
+                       pseudonymizer: Pseudonymizer | None = None) -> ResultFiles:
+    """The three objects of one :class:`~inference.result.Result` of ``bundle`` on ``frame`` of an
+    opened :class:`~inference.studies.image.Image` (the viewer's current view)."""
+    from inference.methods import get
+
+    spec = get(bundle.method)
+    provenance = Provenance.of(bundle, spec)
+    if provenance.map_name not in result.maps:
+        raise DicomResultError(f"this {bundle.method} result has no '{provenance.map_name}' map to write.")
+    if image.sop_class in ("", "plain image"):
+        raise DicomResultError(f"{image.name} is not a DICOM image, so results cannot reference it as DICOM.")
+    values = np.asarray(result.maps[provenance.map_name], dtype=np.float32)
+    return write_result_objects(source_files(image), [FrameResult(frame, values, result.score, result.decision)],
+                                provenance, out, stem, threshold=result.threshold, pseudonymizer=pseudonymizer)

@@ -211,3 +211,53 @@ def test_configuration_errors_are_one_sentence(tmp_path):
     secret.chmod(0o600)
     assert server.credentials() == (USER, "p")
     assert "credentials" not in repr(server) and "p'" not in repr(server)
+
+
+def test_viewer_opens_from_pacs_and_sends_results_back(orthanc, qtbot, tmp_path, monkeypatch):
+    """File > Open from PACS: query, retrieve (with cancel, then again), open; then the Overlay
+    panel's Send to PACS puts the current map, SEG and SR into the study on the server."""
+    pytest.importorskip("PySide6")
+    from app.gui import build_window
+    from inference.pacs import study_folder
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("MAMMOLENS_PACS_CONFIG", str(orthanc.config))
+    monkeypatch.setenv("MAMMOLENS_PACS_CACHE", str(tmp_path / "cache"))
+    window, controller = build_window()
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    dialog = controller.pacs.show_dialog()
+    assert dialog.server.count() == 3
+    dialog.server.setCurrentText("dimse")
+    dialog.patient_id.setText("PHANTOM-1")
+    dialog.date_from.setText("2026-01-01")
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1 and dialog.retrieve_button.isEnabled(), timeout=10000)
+    assert dialog.table.item(0, 4).text() == _demo_uid() and dialog.table.item(0, 2).text() == "5"
+    # cancel at once: nothing half-written, then a retrieve again completes
+    dialog.retrieve_button.click()
+    assert dialog.cancel_button.isEnabled()
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: not controller.jobs.running(), timeout=15000)
+    folder = study_folder(tmp_path / "cache", _demo_uid())
+    assert dialog.message.text().startswith("Retrieve cancelled")
+    assert len(list(folder.glob("*.dcm"))) < 5 and not list(folder.glob(".*"))
+    dialog.retrieve_button.click()
+    qtbot.waitUntil(lambda: dialog.open_button.isEnabled(), timeout=15000)
+    assert dialog.progress.maximum() in (1, 5) and len(list(folder.glob("*.dcm"))) == 5
+    dialog.open_button.click()
+    assert len(controller.session.studies.images()) == 5 and not dialog.isVisible()
+    # send the R-CC map back
+    bundle = controller.overlays.bundle_named("healthygan-phantom")
+    assert bundle is not None
+    rcc = next(im for im in controller.session.studies.images() if im.name == "R-CC" and not im.is_volume)
+    controller.session.set_current(rcc)
+    controller.overlays.toggle_method(bundle, True, all_views=False)
+    qtbot.waitUntil(lambda: controller.session.result(rcc, 0, bundle) is not None, timeout=30000)
+    window.overlay_panel.send.click()
+    qtbot.waitUntil(lambda: bool(controller.pacs.last_pushed), timeout=15000)
+    assert sorted(n.rsplit("_", 1)[1] for n in controller.pacs.last_pushed) == ["pm.dcm", "seg.dcm", "sr.dcm"]
+    classes = [i["00080016"]["Value"][0] for i in _client(orthanc, "web")._api().search_for_instances(
+        study_instance_uid=_demo_uid())]
+    assert "1.2.840.10008.5.1.4.1.1.30" in classes  # the Parametric Map is in the study now

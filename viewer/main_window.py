@@ -27,6 +27,7 @@ ACTIONS = {
     "open_file": ("Open &file / DICOMDIR...", ["Ctrl+O"], "Open a DICOM file, an image or a DICOMDIR"),
     "open_folder": ("Open f&older...", ["Ctrl+Shift+O"], "Open every image under a folder"),
     "open_labels": ("Open &labels file...", ["Ctrl+L"], "Ground-truth boxes from a labels CSV"),
+    "open_pacs": ("Open from &PACS...", [], "Query a PACS, retrieve studies into the local cache and open them"),
     "open_demo": ("Open &demo study", [], "The bundled phantom study: 4 views and a DBT volume"),
     "export_view": ("&Export view...", ["Ctrl+E"], "The current view with its overlay as PNG, the map as .npy"),
     "quit": ("&Quit", ["Ctrl+Q"], "Close the window"),
@@ -228,6 +229,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu = bar.addMenu("&File")
         for name in ("open_file", "open_folder", "open_labels"):
             file_menu.addAction(self.actions[name])
+        file_menu.addAction(self.actions["open_pacs"])
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addAction(self.actions["open_demo"])
         file_menu.addSeparator()
