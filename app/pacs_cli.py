@@ -30,11 +30,7 @@ def add_pacs_parser(sub) -> None:
     v.add_argument("server", help="a server name of pacs.json")
     v = verbs.add_parser("query", help="find studies (patient ID, study dates, modality, accession number)")
     v.add_argument("server")
-    v.add_argument("--patient-id")
-    v.add_argument("--from", dest="date_from", type=_date, metavar="DATE", help="first study date")
-    v.add_argument("--to", dest="date_to", type=_date, metavar="DATE", help="last study date")
-    v.add_argument("--modality", help="a modality in the study (MG, ...)")
-    v.add_argument("--accession")
+    _query_arguments(v)
     v.add_argument("--identifiers", action="store_true", help="also print patient IDs and names (off by default)")
     v = verbs.add_parser("pull", help="retrieve studies into the local cache (a retry fetches what is missing)")
     v.add_argument("server")
@@ -43,6 +39,36 @@ def add_pacs_parser(sub) -> None:
     v = verbs.add_parser("push", help="send DICOM files or folders of them (STOW-RS or C-STORE)")
     v.add_argument("server")
     v.add_argument("paths", nargs="+", type=Path, help="files, or folders whose *.dcm are sent")
+    v = verbs.add_parser(
+        "analyze", help="a cohort from a query: retrieve each study, analyze it (maps and DICOM objects), "
+                        "optionally push the objects back; a rerun resumes")
+    v.add_argument("server")
+    _query_arguments(v)
+    v.add_argument("--study-uid", action="append", default=[], help="analyse this study (repeatable; no query)")
+    from app.cli import _method_arguments
+
+    _method_arguments(v)
+    v.add_argument("--out", type=Path, required=True, help="one analyze output per study under this folder")
+    v.add_argument("--all-slices", action="store_true", help="DBT: every slice, not only the central one")
+    v.add_argument("--push", action="store_true", help="send each study's Parametric Maps, SEGs and SRs back")
+    v.add_argument("--anonymize", action="store_true", help="pseudonymise the DICOM objects (then not pushed "
+                                                            "into the source study: they leave it)")
+    v.add_argument("--cache", type=Path, help="cache folder (default $MAMMOLENS_PACS_CACHE or the user's cache)")
+
+
+def _query_arguments(v) -> None:
+    v.add_argument("--patient-id")
+    v.add_argument("--from", dest="date_from", type=_date, metavar="DATE", help="first study date")
+    v.add_argument("--to", dest="date_to", type=_date, metavar="DATE", help="last study date")
+    v.add_argument("--modality", help="a modality in the study (MG, ...)")
+    v.add_argument("--accession")
+
+
+def _query(args):
+    from inference import pacs
+
+    return pacs.Query(patient_id=args.patient_id, date_from=args.date_from, date_to=args.date_to,
+                      modality=args.modality, accession=args.accession)
 
 
 def run_pacs(args, progress=None) -> int:
@@ -55,8 +81,7 @@ def run_pacs(args, progress=None) -> int:
         print(f"{server.name} ({server.protocol}, {server.where}) answers in {seconds * 1000:.0f} ms")
         return 0
     if args.pacs_command == "query":
-        hits = client.query(pacs.Query(patient_id=args.patient_id, date_from=args.date_from, date_to=args.date_to,
-                                       modality=args.modality, accession=args.accession))
+        hits = client.query(_query(args))
         for h in hits:
             who = f"  {h.patient_id}  {h.patient_name}" if args.identifiers else ""
             n = f"{h.instances} instance(s)" if h.instances is not None else ""
@@ -74,4 +99,59 @@ def run_pacs(args, progress=None) -> int:
         n = client.push(files, progress=progress)
         print(f"{n} object(s) sent to {server.name}")
         return 0
+    if args.pacs_command == "analyze":
+        return _analyze_cohort(args, server, client, progress)
     raise AssertionError(args.pacs_command)
+
+
+def _analyze_cohort(args, server, client, progress) -> int:
+    """Each study of the query (or of --study-uid) retrieved, analysed into OUT/study-..., its DICOM
+    objects written and, with --push, sent back. A study whose outputs (and push) are complete is
+    skipped, so a rerun after a failure or an interrupt resumes where it stopped."""
+    import json
+
+    from app.analysis import analyze_path
+    from app.cli import _parameters
+    from inference import pacs
+    from inference.dicom_results import write_analysis_objects
+    from inference.errors import MammolensError
+    from inference.files import atomic_write_text
+    from inference.methods import get
+
+    if args.push and args.anonymize:
+        raise MammolensError("--push sends the objects into the source study; pseudonymised objects do not "
+                             "belong there: choose one of --push and --anonymize.")
+    uids = list(args.study_uid) or [h.study_uid for h in client.query(_query(args))]
+    if not uids:
+        print(f"no study on {server.name} matches the query", file=sys.stderr)
+        return 0
+    spec = get(args.method)
+    cache = args.cache or pacs.cache_root()
+    failed = 0
+    for n, uid in enumerate(uids, 1):
+        folder = pacs.study_folder(cache, uid)
+        out = Path(args.out) / folder.name
+        pushed = out / "pushed.json"
+        if (out / "dicom").is_dir() and (not args.push or pushed.is_file()):
+            print(f"study {n} of {len(uids)} ({folder.name}): done in an earlier run, skipped")
+            continue
+        try:
+            client.pull(uid, cache, progress=progress)
+            if not (out / "dicom").is_dir():
+                analyze_path(folder, args.method, out, model=args.model,
+                             device=getattr(args, "param_device", None) or "auto", all_slices=args.all_slices,
+                             progress=progress, parameters=_parameters(args, spec))
+                write_analysis_objects(folder, out, model=args.model, anonymize=args.anonymize)
+            objects = sorted((out / "dicom").glob("*.dcm"))
+            if args.push:
+                client.push(objects, progress=progress)
+                atomic_write_text(pushed, json.dumps({"server": server.name, "objects": [p.name for p in objects]}))
+            print(f"study {n} of {len(uids)} ({folder.name}): {len(objects)} DICOM object(s)"
+                  f"{' sent to ' + server.name if args.push else ''}; outputs in {out}")
+        except MammolensError as exc:
+            failed += 1
+            print(f"study {n} of {len(uids)} ({folder.name}): {exc}", file=sys.stderr)
+    if failed:
+        print(f"{failed} of {len(uids)} study(ies) failed; run the same command again to retry them", file=sys.stderr)
+        return 1
+    return 0

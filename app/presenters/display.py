@@ -141,7 +141,12 @@ class DisplayPresenter(Presenter):
             masks = [p.mask for p in getattr(image, "overlay_planes", None) or []]
             frame = self.session.state(image).frame
             for layer in getattr(image, "layers", []):
-                if layer.is_segmentation and (mask := layer.values(frame)) is not None:
+                try:
+                    mask = layer.values(frame) if layer.is_segmentation else None
+                except Exception as exc:  # noqa: BLE001 (an undecodable SEG: said in the status bar, the image shows)
+                    self.status(f"{layer.name}: cannot be read ({type(exc).__name__})")
+                    mask = None
+                if mask is not None:
                     masks.append(mask)
         canvas.set_planes(np.logical_or.reduce(masks) if masks else None)
 

@@ -94,7 +94,17 @@ def _text(value) -> str:
 
 def read_layer(path: Path, header) -> DerivedLayer:
     """A layer from a SEG / Parametric Map header (read without pixels); ValueError with one
-    sentence when it does not say which image it lies on."""
+    sentence when it does not say which image it lies on, or its header is broken."""
+    try:
+        return _read_layer(path, header)
+    except ValueError:
+        raise
+    except (AttributeError, KeyError, IndexError, TypeError, OverflowError) as exc:
+        kind = DERIVED_CLASSES[str(header.SOPClassUID)]
+        raise ValueError(f"is a {kind} whose header cannot be read ({type(exc).__name__}).") from None
+
+
+def _read_layer(path: Path, header) -> DerivedLayer:
     kind = DERIVED_CLASSES[str(header.SOPClassUID)]
     frames: dict[int, list[int]] = {}
     sources = set()
