@@ -87,3 +87,37 @@ def test_viewer_draws_seg_and_map_over_their_source(study_with_layers, qtbot, tm
     assert not canvas.has_planes()
     window.actions["overlay_planes"].setChecked(True)
     assert canvas.has_planes()
+
+
+def test_viewer_exports_dicom_results_that_reopen_as_layers(qtbot, tmp_path, monkeypatch):
+    """File > Export DICOM results on the R-CC map: three objects that pass dciodvfy; opened beside
+    the source they are drawn over it (SEG in the planes, map in the overlay layer)."""
+    pytest.importorskip("PySide6")
+    from app.gui import build_window, demo_study_path
+    from tests.dicom_checks import dciodvfy_errors
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    window, controller = build_window()
+    qtbot.addWidget(window)
+    window.show()
+    source = tmp_path / "study"
+    source.mkdir()
+    shutil.copy(demo_study_path() / "MG_RCC.dcm", source / "MG_RCC.dcm")
+    studies = controller.studies.open(source)
+    (image,) = studies.images()
+    bundle = controller.overlays.bundle_named("healthygan-phantom")
+    controller.session.set_current(image)
+    controller.overlays.toggle_method(bundle, True, all_views=False)
+    qtbot.waitUntil(lambda: controller.session.result(image, 0, bundle) is not None, timeout=30000)
+    result = controller.session.result(image, 0, bundle)
+    window.export_dicom_requested.emit(str(source))
+    qtbot.waitUntil(lambda: len(controller.pacs.last_dicom_export) == 3, timeout=20000)
+    for path in controller.pacs.last_dicom_export:
+        assert dciodvfy_errors(path) == [], path.name
+    studies = controller.studies.open(source)
+    (image,) = studies.images()
+    assert sorted(layer.kind for layer in image.layers) == ["Parametric Map", "SEG"]
+    pm = next(layer for layer in image.layers if not layer.is_segmentation)
+    np.testing.assert_array_equal(pm.values(0), result.maps["difference"].astype(np.float32))
+    canvas = controller.overlays.canvases_showing(image)[0]
+    qtbot.waitUntil(lambda: canvas.has_planes() and canvas.has_overlay(), timeout=5000)

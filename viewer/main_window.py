@@ -30,6 +30,8 @@ ACTIONS = {
     "open_pacs": ("Open from &PACS...", [], "Query a PACS, retrieve studies into the local cache and open them"),
     "open_demo": ("Open &demo study", [], "The bundled phantom study: 4 views and a DBT volume"),
     "export_view": ("&Export view...", ["Ctrl+E"], "The current view with its overlay as PNG, the map as .npy"),
+    "export_dicom": ("Export &DICOM results...", [], "The current view's map, its region at or above the calibrated "
+                     "threshold and the scores as DICOM Parametric Map, SEG and SR (with the source's identifiers)"),
     "quit": ("&Quit", ["Ctrl+Q"], "Close the window"),
     "toggle_layout": ("&Hanging / one view", ["H"], "Switch between the 2 x 2 hanging and the current view alone"),
     "fit": ("&Fit", ["F"], "Fit the images to their views"),
@@ -70,6 +72,7 @@ class MainWindow(QtWidgets.QMainWindow):
     open_demo_requested = QtCore.Signal()
     open_labels_requested = QtCore.Signal(str)
     export_requested = QtCore.Signal(str)  # folder
+    export_dicom_requested = QtCore.Signal(str)  # folder
     frame_requested = QtCore.Signal(int)
     method_toggled = QtCore.Signal(int, bool)  # index into the bundles handed to set_methods, on / off
     tool_chosen = QtCore.Signal(str)
@@ -149,6 +152,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.actions["open_labels"].triggered.connect(self._open_labels_dialog)
         self.actions["open_demo"].triggered.connect(self.open_demo_requested.emit)
         self.actions["export_view"].triggered.connect(self._export_dialog)
+        self.actions["export_dicom"].triggered.connect(self._export_dicom_dialog)
         self.actions["quit"].triggered.connect(self.close)
         self.actions["shortcuts"].triggered.connect(self.show_shortcuts)
         self.actions["about"].triggered.connect(self.about_requested.emit)
@@ -234,6 +238,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addAction(self.actions["open_demo"])
         file_menu.addSeparator()
         file_menu.addAction(self.actions["export_view"])
+        file_menu.addAction(self.actions["export_dicom"])
         file_menu.addSeparator()
         file_menu.addAction(self.actions["quit"])
         view_menu = bar.addMenu("&View")
@@ -453,6 +458,11 @@ class MainWindow(QtWidgets.QMainWindow):
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export the current view to", self.export_folder)
         if folder:
             self.export_requested.emit(folder)
+
+    def _export_dicom_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export DICOM results to", self.export_folder)
+        if folder:
+            self.export_dicom_requested.emit(folder)
 
     def dragEnterEvent(self, event):  # noqa: N802 (Qt naming)
         if any(url.isLocalFile() for url in event.mimeData().urls()):

@@ -1,6 +1,7 @@
-"""PACS in the viewer: File > Open from PACS (query, retrieve into the cache with progress and
-cancel, open) and the Overlay panel's "Send to PACS" (the current result as Parametric Map, SEG
-and SR, by STOW-RS or C-STORE). The work runs as jobs; the dialog is viewer.pacs_dialog."""
+"""DICOM results and PACS in the viewer: File > Open from PACS (query, retrieve into the cache with
+progress and cancel, open), File > Export DICOM results and the Overlay panel's "Send to PACS"
+(the current result as Parametric Map, SEG and SR; STOW-RS or C-STORE). The work runs as jobs;
+the dialog is viewer.pacs_dialog."""
 from __future__ import annotations
 
 import tempfile
@@ -19,6 +20,8 @@ class PacsPresenter(Presenter):
         self.window.actions["open_pacs"].triggered.connect(self.show_dialog)
         self.window.overlay_panel.send_requested.connect(self.send_current)
         self.jobs.changed.connect(self._show_progress)
+        self.window.export_dicom_requested.connect(self.export_dicom)
+        self.last_dicom_export: list[Path] = []
 
     # ------------------------------------------------------------------ servers
     def _servers(self) -> dict:
@@ -132,20 +135,49 @@ class PacsPresenter(Presenter):
         if self.open_study(target) is not None and self.dialog is not None:
             self.dialog.accept()
 
-    # ------------------------------------------------------------------ results back to the PACS
+    # ------------------------------------------------------------------ results as DICOM objects
+    def _current_result(self, verb: str):
+        image = self.session.current
+        state = self.session.state(image) if image is not None else None
+        bundle = state.overlay if state is not None else None
+        result = self.session.result(image, state.frame, bundle) if bundle is not None else None
+        if result is None:
+            self.status(f"Nothing to {verb}: show a method's map on this view first")
+            return None
+        return image, state.frame, bundle, result
+
+    def export_dicom(self, folder):
+        """File > Export DICOM results: the current view's result as Parametric Map, SEG and SR."""
+        from inference.dicom_results import write_image_result
+
+        current = self._current_result("export")
+        if current is None:
+            return None
+        image, frame, bundle, result = current
+        folder = Path(folder)
+        self.settings.setValue("export/folder", str(folder))
+        stem = self.session.export_stem(image, frame)
+
+        def work(job):
+            return write_image_result(image, frame, result, bundle, folder, stem).paths()
+
+        def done(paths):
+            self.last_dicom_export = paths
+            self.status("Exported " + ", ".join(p.name for p in paths), 10000)
+
+        return self.jobs.submit(f"Export DICOM {stem}", work, key=JobKey("export", stem, "dicom"), on_result=done,
+                                on_error=self.failed)
+
     def send_current(self):
         """The current view's result (its shown frame) as Parametric Map, SEG and SR, to the server
         last used (the first configured one otherwise)."""
         from inference import pacs
         from inference.dicom_results import write_image_result
 
-        image = self.session.current
-        state = self.session.state(image) if image is not None else None
-        bundle = state.overlay if state is not None else None
-        result = self.session.result(image, state.frame, bundle) if bundle is not None else None
-        if result is None:
-            self.status("Nothing to send: show a method's map on this view first")
+        current = self._current_result("send")
+        if current is None:
             return None
+        image, frame, bundle, result = current
         try:
             servers = self._servers()
         except pacs.PacsError as exc:
@@ -155,7 +187,7 @@ class PacsPresenter(Presenter):
         if name is None:
             self.failed(f"No PACS server is configured: name one in {pacs.config_path()}.")
             return None
-        frame, stem = state.frame, self.session.export_stem(image, state.frame)
+        stem = self.session.export_stem(image, frame)
 
         def work(job):
             with tempfile.TemporaryDirectory(prefix="mammolens-send-") as folder:
