@@ -18,7 +18,7 @@ $(error TORCH is default or cpu, not "$(TORCH)")
 endif
 DEMO_OUT ?= build/demo
 
-.PHONY: demo test bench fuzz clean-venv bundle-healthygan gpu-bundles mias-healthygan bundle-inpainting bundle-synthesis \
+.PHONY: demo test debian-test-packages bench fuzz clean-venv bundle-healthygan gpu-bundles mias-healthygan bundle-inpainting bundle-synthesis \
 	mias-synthesis mias-inpainting
 
 $(STAMP): pyproject.toml
@@ -32,8 +32,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/mammolens demo --out $(DEMO_OUT)
 
+# Debian packages the DICOM / PACS tests use: dciodvfy (dicom3tools) and a real Orthanc with its
+# DICOMweb plugin. Installed first when missing and apt-get is usable (as root; the packaged Orthanc
+# service is kept from starting: the tests run their own); when that fails, those tests skip with a
+# sentence naming the packages.
+DEBIAN_TEST_PACKAGES := dicom3tools orthanc orthanc-dicomweb
+
+debian-test-packages:
+	@if command -v dciodvfy >/dev/null 2>&1 && command -v Orthanc >/dev/null 2>&1 \
+		&& [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(DEBIAN_TEST_PACKAGES) for the DICOM / PACS tests"; \
+		rcd=/usr/sbin/policy-rc.d; made=; \
+		if [ ! -e $$rcd ]; then printf '#!/bin/sh\nexit 101\n' > $$rcd && chmod +x $$rcd && made=1; fi; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TEST_PACKAGES)) \
+			>/dev/null 2>&1 || echo "could not install $(DEBIAN_TEST_PACKAGES): the tests that need them skip"; \
+		if [ -n "$$made" ]; then rm -f $$rcd; fi; \
+	else echo "$(DEBIAN_TEST_PACKAGES) missing and apt-get not usable: the tests that need them skip"; fi
+
 # the benchmarks run here too, at a smoke size (tests/benchmarks/sizes.py): they cannot rot
-test: $(STAMP)
+test: $(STAMP) debian-test-packages
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n 2 tests
 
 bench: $(STAMP)

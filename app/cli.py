@@ -237,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the images on a local Dask cluster of N processes (default: in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the images on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786; see README)")
+    p.add_argument("--dicom", action="store_true",
+                   help="also write each map as DICOM objects into OUT/dicom: Parametric Map, SEG of the region at or "
+                        "above the calibrated threshold, TID 1500 SR (identifiers follow the source)")
+    p.add_argument("--anonymize", action="store_true",
+                   help="with --dicom: replace patient and study identifiers and remap UIDs in the DICOM objects")
 
     p = sub.add_parser(
         "inpaint", help="complete a box of an image with an inpainting bundle: original, completion, error, scores",
@@ -253,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", type=int, help="DBT: the slice, from 1 (default the middle one)")
     inpainting = get_spec("inpainting")
     _parameter_flags(p, [inpainting.parameter("score"), inpainting.parameter("device")])
+
+    from app.pacs_cli import add_pacs_parser
+
+    add_pacs_parser(sub)
 
     p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
     p.add_argument("--labels", type=Path, required=True,
@@ -385,6 +394,10 @@ def _dispatch(args) -> int:
         studies = open_path(args.path)
         print(studies.describe(identifiers=args.identifiers))
         return 0
+    if args.command == "pacs":
+        from app.pacs_cli import run_pacs
+
+        return run_pacs(args, progress=console_progress)
     if args.command == "phantom":
         return _phantom(args)
     if args.command == "dataset":
@@ -398,7 +411,6 @@ def _dispatch(args) -> int:
     if args.command == "analyze":
         from app.analysis import analyze_path
         from inference.bundle import resolve_bundle
-
         from inference.errors import MammolensError
 
         spec = _method_for(args, "produces_map")
@@ -423,6 +435,11 @@ def _dispatch(args) -> int:
         print(f"{summary['bundle']} on {summary['provider']}; maps, overlays and results.json/csv in {args.out}")
         card = summary.get("card") or resolve_bundle(args.model, method=spec.method).card_line
         print(f"model card: {card}" if card else "model card: none (run `mammolens evaluate` to measure one)")
+        if args.dicom or args.anonymize:
+            from inference.dicom_results import write_analysis_objects
+
+            written = write_analysis_objects(args.path, args.out, model=args.model, anonymize=args.anonymize)
+            print(f"{len(written)} DICOM objects (Parametric Map, SEG, SR) in {args.out / 'dicom'}")
         return 1 if summary["failed"] else 0
     if args.command == "evaluate":
         return _evaluate(args)

@@ -17,6 +17,7 @@ from app.presenters.display import DisplayPresenter
 from app.presenters.info import InfoPresenter
 from app.presenters.navigation import NavigationPresenter
 from app.presenters.overlays import OverlayPresenter
+from app.presenters.pacs import PacsPresenter
 from app.presenters.roi import RoiPresenter
 from app.presenters.studies import StudyPresenter
 from app.presenters.synthesis import SynthesisPresenter
@@ -53,6 +54,7 @@ class Workbench(QtCore.QObject):
         self.overlays = OverlayPresenter(context)
         self.roi = RoiPresenter(context)
         self.synthesis = SynthesisPresenter(context)
+        self.pacs = PacsPresenter(context, self.studies.open)
         self.jobs.changed.connect(self._on_jobs_changed)
         window.actions["cancel_job"].triggered.connect(self.cancel_job)
         window.scope.currentIndexChanged.connect(lambda i: self.settings.setValue("overlay/scope", i))

@@ -480,7 +480,7 @@ def test_legacy_dbt_series(tmp_path):
     assert len({d.SeriesInstanceUID for d in dss}) == 1 and len({d.SOPInstanceUID for d in dss}) == 8
     for k, d in enumerate(dss):
         assert d.SOPClassUID == "1.2.840.10008.5.1.4.1.1.1.2"
-        assert list(d.ImageType) == ["ORIGINAL", "PRIMARY", "TOMOSYNTHESIS"]
+        assert list(d.ImageType) == ["ORIGINAL", "PRIMARY", "", "TOMOSYNTHESIS"]
         assert float(d.SliceLocation) == pytest.approx(z[k], abs=1e-3) and float(d.SliceThickness) == 1.0
         assert len(d.ImageOrientationPatient) == 6 and d.ImageLaterality == "R"
         assert np.array_equal(d.pixel_array, vol.frame(k))

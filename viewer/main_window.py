@@ -27,8 +27,11 @@ ACTIONS = {
     "open_file": ("Open &file / DICOMDIR...", ["Ctrl+O"], "Open a DICOM file, an image or a DICOMDIR"),
     "open_folder": ("Open f&older...", ["Ctrl+Shift+O"], "Open every image under a folder"),
     "open_labels": ("Open &labels file...", ["Ctrl+L"], "Ground-truth boxes from a labels CSV"),
+    "open_pacs": ("Open from &PACS...", [], "Query a PACS, retrieve studies into the local cache and open them"),
     "open_demo": ("Open &demo study", [], "The bundled phantom study: 4 views and a DBT volume"),
     "export_view": ("&Export view...", ["Ctrl+E"], "The current view with its overlay as PNG, the map as .npy"),
+    "export_dicom": ("Export &DICOM results...", [], "The current view's map, its region at or above the calibrated "
+                     "threshold and the scores as DICOM Parametric Map, SEG and SR (with the source's identifiers)"),
     "quit": ("&Quit", ["Ctrl+Q"], "Close the window"),
     "toggle_layout": ("&Hanging / one view", ["H"], "Switch between the 2 x 2 hanging and the current view alone"),
     "fit": ("&Fit", ["F"], "Fit the images to their views"),
@@ -38,7 +41,7 @@ ACTIONS = {
     "auto_window": ("&Auto window", ["A"], "Window from the breast's histogram (1st to 99th percentile)"),
     "invert": ("&Invert", ["I"], "Invert the grey scale of the current view"),
     "reset_display": ("&Reset display", ["R"], "The file's first VOI preset, no inversion, no slab"),
-    "overlay_planes": ("DICOM &overlay planes", ["O"], "Show the file's own overlay planes (60xx graphics), when it has any"),
+    "overlay_planes": ("DICOM &overlay planes", ["O"], "Show the file's own overlay planes (60xx graphics) and the SEGs opened beside it"),
     "next_slice": ("Next slice", ["Down", "Right"], "DBT: next slice (also the mouse wheel)"),
     "previous_slice": ("Previous slice", ["Up", "Left"], "DBT: previous slice"),
     "next_slices": ("10 slices on", ["PgDown"], "DBT: ten slices on"),
@@ -69,6 +72,7 @@ class MainWindow(QtWidgets.QMainWindow):
     open_demo_requested = QtCore.Signal()
     open_labels_requested = QtCore.Signal(str)
     export_requested = QtCore.Signal(str)  # folder
+    export_dicom_requested = QtCore.Signal(str)  # folder
     frame_requested = QtCore.Signal(int)
     method_toggled = QtCore.Signal(int, bool)  # index into the bundles handed to set_methods, on / off
     tool_chosen = QtCore.Signal(str)
@@ -151,6 +155,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.actions["open_labels"].triggered.connect(self._open_labels_dialog)
         self.actions["open_demo"].triggered.connect(self.open_demo_requested.emit)
         self.actions["export_view"].triggered.connect(self._export_dialog)
+        self.actions["export_dicom"].triggered.connect(self._export_dicom_dialog)
         self.actions["quit"].triggered.connect(self.close)
         self.actions["shortcuts"].triggered.connect(self.show_shortcuts)
         self.actions["about"].triggered.connect(self.about_requested.emit)
@@ -233,10 +238,12 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu = bar.addMenu("&File")
         for name in ("open_file", "open_folder", "open_labels"):
             file_menu.addAction(self.actions[name])
+        file_menu.addAction(self.actions["open_pacs"])
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addAction(self.actions["open_demo"])
         file_menu.addSeparator()
         file_menu.addAction(self.actions["export_view"])
+        file_menu.addAction(self.actions["export_dicom"])
         file_menu.addSeparator()
         file_menu.addAction(self.actions["quit"])
         view_menu = bar.addMenu("&View")
@@ -475,6 +482,11 @@ class MainWindow(QtWidgets.QMainWindow):
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export the current view to", self.export_folder)
         if folder:
             self.export_requested.emit(folder)
+
+    def _export_dicom_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export DICOM results to", self.export_folder)
+        if folder:
+            self.export_dicom_requested.emit(folder)
 
     def dragEnterEvent(self, event):  # noqa: N802 (Qt naming)
         if any(url.isLocalFile() for url in event.mimeData().urls()):

@@ -109,6 +109,7 @@ class OverlayPanel(QtWidgets.QWidget):
     parameter_edited = QtCore.Signal(str, object)  # method parameter, value
     run_volume_requested = QtCore.Signal()
     export_requested = QtCore.Signal()
+    send_requested = QtCore.Signal()  # the current result to the PACS, as DICOM objects
 
     def __init__(self, colormaps: tuple[str, ...], parent=None):
         super().__init__(parent)
@@ -174,8 +175,13 @@ class OverlayPanel(QtWidgets.QWidget):
         self.run_volume.clicked.connect(self.run_volume_requested.emit)
         self.export = QtWidgets.QPushButton("Export view (PNG + map)")
         self.export.clicked.connect(self.export_requested.emit)
+        self.send = QtWidgets.QPushButton("Send to PACS (map, SEG, SR)")
+        self.send.setToolTip("The map of this view as a DICOM Parametric Map, its region above the calibrated "
+                             "threshold as a SEG and the scores as an SR, sent to the PACS last used")
+        self.send.clicked.connect(self.send_requested.emit)
         layout.addWidget(self.run_volume)
         layout.addWidget(self.export)
+        layout.addWidget(self.send)
         layout.addStretch(1)
         self._vmax = 1.0
         self._units = ""

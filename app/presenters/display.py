@@ -135,15 +135,28 @@ class DisplayPresenter(Presenter):
         self._draw_planes(canvas, image)
 
     def _draw_planes(self, canvas, image: Image | None) -> None:
-        planes = getattr(image, "overlay_planes", None) if self.window.actions["overlay_planes"].isChecked() else None
-        canvas.set_planes(np.logical_or.reduce([p.mask for p in planes]) if planes else None)
+        """The file's overlay planes and the SEG layers beside it (on the shown frame), in yellow."""
+        masks = []
+        if image is not None and self.window.actions["overlay_planes"].isChecked():
+            masks = [p.mask for p in getattr(image, "overlay_planes", None) or []]
+            frame = self.session.state(image).frame
+            for layer in getattr(image, "layers", []):
+                try:
+                    mask = layer.values(frame) if layer.is_segmentation else None
+                except Exception as exc:  # noqa: BLE001 (an undecodable SEG: said in the status bar, the image shows)
+                    self.status(f"{layer.name}: cannot be read ({type(exc).__name__})")
+                    mask = None
+                if mask is not None:
+                    masks.append(mask)
+        canvas.set_planes(np.logical_or.reduce(masks) if masks else None)
 
     def _on_planes_toggled(self, shown: bool) -> None:
         for canvas, image in self.placed():
             self._draw_planes(canvas, image)
         current = self.session.current
-        if shown and current is not None and not getattr(current, "overlay_planes", None):
-            self.status(f"{current.name} has no DICOM overlay planes")
+        if shown and current is not None and not getattr(current, "overlay_planes", None) \
+                and not any(layer.is_segmentation for layer in getattr(current, "layers", [])):
+            self.status(f"{current.name} has no DICOM overlay planes and no SEG beside it")
 
     def _on_view_changed(self, image: Image) -> None:
         for canvas in self.canvases_showing(image):
@@ -155,6 +168,8 @@ class DisplayPresenter(Presenter):
             canvas.show_frame(frame, self.label(image), readout(self.session, image), canvas.mirrored)
             if image.is_volume:
                 canvas.set_boxes(self.session.boxes_on(image))
+                if getattr(image, "layers", None):
+                    self._draw_planes(canvas, image)  # a SEG's slice
         if image is self.session.current:
             self._update_presets()
 

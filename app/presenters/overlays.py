@@ -141,6 +141,7 @@ class OverlayPresenter(Presenter):
         if bundle is None:
             canvas.clear_overlay()
             self._drawn.pop(id(canvas), None)
+            self._draw_layer(canvas, image, state.frame)
             return
         result = self.session.result(image, state.frame, bundle)
         if result is not None and result.parameters.get("preview"):
@@ -167,6 +168,24 @@ class OverlayPresenter(Presenter):
         # the preview note on a line of its own: one line would not fit a view of the hanging
         canvas.set_overlay_text(("preview, refining...\n" if result.parameters.get("preview") else "")
                                 + score_text(result))
+
+    def _draw_layer(self, canvas, image: Image, frame: int) -> None:
+        """A Parametric Map found beside the image (another tool's, or analyze --dicom's), drawn as a
+        method's map is when no method overlay is on; its name and unit in the view's overlay line."""
+        from app.heatmap import calibrated_style
+
+        layer = next((layer for layer in getattr(image, "layers", [])
+                      if not layer.is_segmentation and layer.has_frame(frame)), None)
+        if layer is None:
+            return
+        try:
+            values = layer.values(frame)
+        except Exception as exc:  # noqa: BLE001 (a layer that cannot be decoded: said on its view, nothing else)
+            canvas.set_overlay_text(f"{layer.name}: cannot be read ({type(exc).__name__})")
+            return
+        style = calibrated_style(values, layer.label or "map", **self.session.style_defaults)
+        canvas.set_overlay(table_index(values, style.vmax), style_table(style), style.opacity)
+        canvas.set_overlay_text(f"{layer.name} ({layer.unit})" if layer.unit else layer.name)
 
     def _on_result_added(self, image: Image, frame: int, bundle) -> None:
         state = self.session.state(image)

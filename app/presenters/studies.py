@@ -59,6 +59,8 @@ class StudyPresenter(Presenter):
             return None
         self._remember(path)
         self._make_thumbnails(studies)
+        if any(layer.is_segmentation for im in studies.images() for layer in im.layers):
+            self.window.actions["overlay_planes"].setChecked(True)  # a SEG beside its source shows on it
         return studies
 
     def _remember(self, path) -> None:

@@ -166,6 +166,8 @@ class Image:
     patient_orientation: tuple[str, str] | None = None
     #: Overlay planes (60xx), each a boolean mask of the image's size (origin applied, clipped)
     overlay_planes: list[OverlayPlane] = field(default_factory=list, repr=False)
+    #: SEG / Parametric Map layers found beside this image (inference.studies.derived), drawn over it
+    layers: list = field(default_factory=list, repr=False, compare=False)
     #: Renames a LoadError raised while reading this image (a file found in a folder is named by
     #: position and key, not by its name on the disk); set by open_path
     relabel: Callable[[Exception], object] | None = field(default=None, repr=False, compare=False)

@@ -31,6 +31,9 @@ _MASK_SUFFIXES = ("_mask", "_masks", "_roi")
 log = logging.getLogger("mammolens.studies")
 
 #: The sentence of a file that failed in a way mammolens does not expect (the log has the details).
+#: SOP Class UID prefix of the Structured Report storage classes.
+STRUCTURED_REPORTS = "1.2.840.10008.5.1.4.1.1.88."
+
 INTERNAL_ERROR = "cannot be opened because of an internal error (details in the log)."
 
 
@@ -164,6 +167,7 @@ def _labels_beside(root: Path) -> dict[str, tuple[str, str]]:
 
 def open_path(path: str | os.PathLike, progress: Progress | None = None) -> StudySet:
     """Open a file, folder or DICOMDIR. Raises only when nothing at all can be opened."""
+    from inference.studies.derived import attach_layers, is_derived, read_layer
     from inference.studies.dicom_io import open_dicom, read_header, stack_slices
 
     root = Path(path)
@@ -180,6 +184,7 @@ def open_path(path: str | os.PathLike, progress: Progress | None = None) -> Stud
 
     loaded: list[tuple[Image, object]] = []
     failures: list[LoadError] = []
+    layers = []  # SEG / Parametric Map files: drawn over their source image, not browsed
     for i, f in enumerate(files):
         if progress:
             progress(i, len(files), f.name)
@@ -191,6 +196,14 @@ def open_path(path: str | os.PathLike, progress: Progress | None = None) -> Stud
                 header = read_header(f)
                 if "DirectoryRecordSequence" in header:
                     continue  # a nested DICOMDIR: its files are in the walk anyway
+                if str(header.get("SOPClassUID", "")).startswith(STRUCTURED_REPORTS):
+                    continue  # a structured report (e.g. analyze --dicom's) is no image and no layer
+                if is_derived(header):
+                    try:
+                        layers.append(read_layer(f, header))
+                    except ValueError as exc:
+                        failures.append(LoadError(f, str(exc)))
+                    continue
                 loaded.append((open_dicom(f, header), header))
         except LoadError as exc:
             failures.append(exc)
@@ -204,6 +217,9 @@ def open_path(path: str | os.PathLike, progress: Progress | None = None) -> Stud
             failures.append(LoadError(f, INTERNAL_ERROR))
     if progress:
         progress(len(files), len(files), "")
+    if not loaded and layers:
+        raise LoadError(root, f"holds only a {layers[0].kind} without its source image; open the folder that "
+                              "holds both, and it is drawn over its source.")
     if not loaded:
         if failures and root.is_file():
             raise failures[0]
@@ -222,6 +238,9 @@ def open_path(path: str | os.PathLike, progress: Progress | None = None) -> Stud
     else:
         relabel = None
     patients = _group(loaded, stack_slices, failures)
+    for layer in attach_layers([im for p in patients for st in p.studies for im in st.images()], layers):
+        failures.append(LoadError(layer.path, f"is a {layer.kind} whose source image is not among the files opened; "
+                                              "open it together with its source."))
     if relabel is not None:
         for failure in failures:
             relabel(failure)

@@ -233,6 +233,7 @@ def _mg_dataset(
     _pixel_module(ds, pixels_shape[0], pixels_shape[1], bits_stored)
     ds.PixelIntensityRelationship = "LOG"
     ds.PixelIntensityRelationshipSign = -1  # higher values: less X-ray intensity (more attenuation)
+    ds.AcquisitionContextSequence = Sequence([])  # Type 2: present, empty (no context recorded)
     _identity_rescale(ds)
     _windows(ds, presets)
     return ds
@@ -398,12 +399,6 @@ def _dbt_dataset(volume, *, patient_index, study_uid, series_uid, seed, series_n
     anat.FrameLaterality = lat
     anat.AnatomicRegionSequence = Sequence([_code(*BREAST_CODE)])
     shared.FrameAnatomySequence = Sequence([anat])
-    ftype = Dataset()
-    ftype.FrameType = ["ORIGINAL", "PRIMARY", "TOMOSYNTHESIS", "NONE"]
-    ftype.PixelPresentation = "MONOCHROME"
-    ftype.VolumetricProperties = "VOLUME"
-    ftype.VolumeBasedCalculationTechnique = "NONE"
-    shared.XRay3DFrameTypeSequence = Sequence([ftype])
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     # per-frame functional groups
     frames = []
@@ -420,6 +415,13 @@ def _dbt_dataset(volume, *, patient_index, study_uid, series_uid, seed, series_n
         pp = Dataset()
         pp.ImagePositionPatient = slice_ipp(lat, view, volume.slice_position(k))
         item.PlanePositionSequence = Sequence([pp])
+        # X-Ray 3D Frame Type is a per-frame macro of this IOD (never shared)
+        ftype = Dataset()
+        ftype.FrameType = ["ORIGINAL", "PRIMARY", "TOMOSYNTHESIS", "NONE"]
+        ftype.PixelPresentation = "MONOCHROME"
+        ftype.VolumetricProperties = "VOLUME"
+        ftype.VolumeBasedCalculationTechnique = "NONE"
+        item.XRay3DFrameTypeSequence = Sequence([ftype])
         frames.append(item)
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
     return ds
@@ -507,7 +509,9 @@ def write_legacy_dbt_series(
             frame.shape, laterality=lat, view=view, pixel_spacing=volume.pixel_spacing, bits_stored=volume.bits_stored,
             presets=presets, patient_index=patient_index, study_uid=study_uid, series_uid=series_uid,
             series_number=series_number, series_description=f"phantom DBT {view} (legacy)", instance=n - k,
-            sop_uid=sop, image_type=["ORIGINAL", "PRIMARY", "TOMOSYNTHESIS"], thickness_mm=volume.thickness_mm,
+            sop_uid=sop, thickness_mm=volume.thickness_mm,
+            # MG Image Type value 3 is enumerated (empty here); the tomosynthesis mark goes in value 4
+            image_type=["ORIGINAL", "PRIMARY", "", "TOMOSYNTHESIS"],
         )
         z = volume.slice_position(k)
         ds.FrameOfReferenceUID = for_uid
