@@ -435,7 +435,11 @@ def test_an_undecodable_view_says_so_and_the_others_show(qtbot, tmp_path, monkey
     ds = pydicom.dcmread(demo_study_path() / "MG_LMLO.dcm")
     ds.decompress() if ds.file_meta.TransferSyntaxUID.is_compressed else None
     ds.compress(RLELossless)
-    ds.PixelData = encapsulate([b"\x01\x00\x00\x00" + bytes(60) + b"\xff" * 200])  # an RLE header pointing nowhere
+    # a well-formed RLE header (two byte segments of a 16-bit frame), so opening the study accepts the
+    # file, whose segments then decode to 12 bytes instead of a frame: the failure only decoding finds
+    segment = b"\x0b" + bytes(12)
+    header = b"".join(v.to_bytes(4, "little") for v in (2, 64, 64 + len(segment))) + bytes(52)
+    ds.PixelData = encapsulate([header + segment + segment])
     ds.save_as(tmp_path / "MG_LMLO.dcm")
 
     monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
