@@ -185,3 +185,14 @@ def test_no_data_is_transparent_and_outside_the_contour():
         png = overlay_png(np.full((40, 40), 0.5, np.float32), value_map, OverlayStyle(vmax=2.0, threshold=0.5))
     assert indices[0, 0] == 0 and indices[20, 20] == 128
     assert lines is not None and np.nanmin(lines) >= 9 and png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_setting_a_run_parameter_is_an_event():
+    """Every state change is an event: presenters redraw on it, not by hand after their own edit."""
+    session = Session()
+    heard = []
+    session.parameters_changed.connect(lambda method, name: heard.append((method, name, session.parameters(method)[name])))
+    session.set_parameter("inpainting", "stride", 16)
+    session.set_parameter("inpainting", "stride", 16)  # no change, no event
+    session.set_parameter("inpainting", "score", "mse")
+    assert heard == [("inpainting", "stride", 16), ("inpainting", "score", "mse")]
