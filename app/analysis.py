@@ -460,6 +460,7 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     cores, shared out among local workers). Failed images are rows; only a bad bundle, bad
     parameters or an unusable output folder raise.
     """
+    from inference.jobs import Cancelled
     from inference.studies.study import open_path
 
     out = Path(out)
@@ -518,6 +519,9 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
 
                 commit(task, run_task(task, config, progress=step, cancel=cancel))
         summary = folder.write_results(keys, header, identifiers)
+    except (KeyboardInterrupt, Cancelled):
+        folder.write_results(keys, header, identifiers)  # what is done, readable now; a rerun resumes
+        raise
     finally:
         folder.close()
     summary = dict(summary, skipped=len(tasks) - len(todo), seconds=round(time.monotonic() - started, 3),
@@ -559,9 +563,12 @@ def _run_on_dask(tasks: list[Task], config: Config, commit, *, workers: int, sch
             try:
                 output = future.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker and what the cluster itself raises
-                log.warning("a Dask task failed: %s", type(exc).__name__)
-                sentence = (f"{task.label}: stopped every worker process that ran it ({type(exc).__name__}); "
-                            f"it is left out.")
+                log.warning("a Dask task failed: %s: %s", type(exc).__name__, " ".join(str(exc).split())[:500])
+                if type(exc).__name__ == "KilledWorker":
+                    sentence = f"{task.label}: stopped every worker process that ran it; it is left out."
+                else:
+                    sentence = (f"{task.label}: could not run on the Dask cluster ({type(exc).__name__}; is "
+                                f"mammolens installed where the workers run?).")
                 output = Output(task.key, [_row(task, k, status="failed", message=sentence) for k in task.frames])
             commit(task, output)
             future.release()
