@@ -77,6 +77,10 @@ class Task:
     frames: tuple[int, ...]  # 0-based frames analysed
     is_volume: bool
     path: str = ""  # relative to the input, only with identifiers
+    #: a legacy DBT volume (one file per slice): each slice's SOP Instance UID and, with identifiers,
+    #: its path, in the volume's order
+    slice_sops: tuple[str, ...] = ()
+    slice_paths: tuple[str, ...] = ()
 
     @property
     def stem(self) -> str:
@@ -141,11 +145,14 @@ def plan(studies, root: Path, all_slices: bool, identifiers: bool) -> tuple[list
                     label = image.path.name  # the one file the user named
                 frames = tuple(range(image.n_frames)) if (image.is_volume and all_slices) else \
                     (image.n_frames // 2 if image.is_volume else 0,)
+                slice_sops = tuple(_header_fields(Path(p)).get("sop_uid", "") for p in paths) if slice_files else ()
                 task = Task(key=key, name=safe_file_name(f"{patient.key}_study{s_index}_{image.name}"), label=label,
                             laterality=image.laterality, view=image.view, study_uid=study_uid,
                             series_uid=series_uid, sop_uid=sop, paths=paths, frames=frames,
                             is_volume=image.is_volume,
-                            path=relative(image.path) if identifiers else "")
+                            path=relative(image.path) if identifiers else "", slice_sops=slice_sops,
+                            slice_paths=tuple(relative(Path(p)) for p in paths) if slice_files and identifiers
+                            else ())
                 if key in seen:
                     row = _row(task, frames[0], status="duplicate",
                                message=f"{label}: has the same Study / Series / SOP Instance UIDs as {seen[key]}; "
@@ -197,6 +204,10 @@ def _row(task: Task, frame: int, **values) -> dict:
                key=f"{task.key}-{frame + 1}")
     if task.path:
         row["path"] = task.path
+    if task.slice_sops:  # a legacy volume: the slice's own file
+        row["sop_uid"] = task.slice_sops[frame]
+        if task.slice_paths:
+            row["path"] = task.slice_paths[frame]
     row.update(values)
     return row
 
@@ -506,7 +517,6 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
                 folder.write_results(keys, header, identifiers)
                 state["written"] = time.monotonic()
 
-        counter(done_before)
         if workers or scheduler:
             _run_on_dask(todo, config, commit, workers=workers, scheduler=scheduler, cancel=cancel)
         else:
