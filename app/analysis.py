@@ -432,10 +432,11 @@ class OutputFolder:
 
 
 class CohortProgress:
-    """Images done / total with the rate and the time left, as ``progress(done, total, message)``."""
+    """Images (or, with every DBT slice, slices) done / total with the rate and the time left, as
+    ``progress(done, total, message)``."""
 
-    def __init__(self, progress, total: int, skipped: int = 0):
-        self.progress, self.total, self.done, self.failed = progress, total, skipped, 0
+    def __init__(self, progress, total: int, skipped: int = 0, unit: str = "images"):
+        self.progress, self.total, self.done, self.failed, self.unit = progress, total, skipped, 0, unit
         self.started, self.first = time.monotonic(), skipped
 
     def __call__(self, done: int, failed: int = 0) -> None:
@@ -445,7 +446,7 @@ class CohortProgress:
         ran, elapsed = done - self.first, time.monotonic() - self.started
         rate = ran / elapsed if elapsed > 0 and ran else 0.0
         left = (self.total - done) / rate if rate else None
-        text = f"{rate:.2f} images/s" + (f", {_duration(left)} left" if left is not None and done < self.total else "")
+        text = f"{rate:.2f} {self.unit}/s" + (f", {_duration(left)} left" if left is not None and done < self.total else "")
         self.progress(done, self.total, text + (f", {failed} failed" if failed else ""))
 
 
@@ -505,7 +506,8 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
         todo = [t for t in tasks if not folder.is_done(t.key)]
         frames_total = sum(len(t.frames) for t in tasks)
         done_before = frames_total - sum(len(t.frames) for t in todo)
-        counter = CohortProgress(progress, frames_total, done_before)
+        counter = CohortProgress(progress, frames_total, done_before,
+                                 unit="images" if frames_total == len(tasks) else "slices")
         state = {"done": done_before, "failed": 0, "written": time.monotonic()}
 
         def commit(task: Task, output: Output) -> None:
