@@ -375,11 +375,8 @@ def _skin_points(bm: BreastModel) -> np.ndarray:
     return p[keep]
 
 
-def signed_distance(bm: BreastModel, x, y, cap: float = 80.0, within: float | None = None) -> np.ndarray:
-    """Signed distance (mm) to the skin, positive inside the breast, capped at ``cap``.
-
-    ``within``: the caller knows every point lies at most this far from a skin point (a bound for the
-    k-d tree's search, which then visits far fewer nodes; the result is the same)."""
+def signed_distance(bm: BreastModel, x, y, cap: float = 80.0) -> np.ndarray:
+    """Signed distance (mm) to the skin, positive inside the breast, capped at ``cap``."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     x, y = np.broadcast_arrays(x, y)
@@ -389,13 +386,7 @@ def signed_distance(bm: BreastModel, x, y, cap: float = 80.0, within: float | No
         bm._tree = (cKDTree(pts, leafsize=64), pts)  # deep leaves: ~1.7x faster queries along a curve
     tree, pts = bm._tree
     q = np.stack([x.ravel(), y.ravel()], 1)
-    if within is not None and within < cap:
-        dist, idx = tree.query(q, distance_upper_bound=within * (1 + 1e-9) + 1e-9, workers=-1)
-        missed = idx >= len(pts)
-        if missed.any():  # not as promised: the plain search for those
-            dist[missed], idx[missed] = tree.query(q[missed], distance_upper_bound=cap, workers=-1)
-    else:
-        dist, idx = tree.query(q, distance_upper_bound=cap, workers=-1)
+    dist, idx = tree.query(q, distance_upper_bound=cap, workers=-1)
     found = idx < len(pts)
     dist = np.where(found, dist, cap)
     if found.any():
@@ -466,12 +457,8 @@ def signed_distance_grid(bm: BreastModel, x: np.ndarray, y: np.ndarray, cap: flo
     inside = np.hypot(gx - ox_, gy - oy_) < np.interp(np.arctan2(gy - oy_, gx - ox_), bm.phi_table, bm.r_table)
     out = np.where(inside, approx, -approx)
     band = np.where(inside, approx < EXACT_DEPTH_MM + 2 * step, approx < 3 * step + 2 * step)
-    # in bins of the transform's distance (an upper bound of the true one): a tight bound each
-    edges = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0, np.inf)
-    for lo, hi in zip(edges, edges[1:]):
-        sel = band & (approx >= lo) & (approx < hi)
-        if sel.any():
-            out[sel] = signed_distance(bm, gx[sel], gy[sel], cap, within=float(approx[sel].max()))
+    if band.any():
+        out[band] = signed_distance(bm, gx[band], gy[band], cap)
     return out.astype(F32)
 
 
