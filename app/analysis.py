@@ -60,6 +60,10 @@ class Task:
     frames: tuple[int, ...]  # 0-based frames analysed
     is_volume: bool
     path: str = ""  # relative to the input, only with identifiers
+    #: a legacy DBT volume (one file per slice): each slice's SOP Instance UID and, with identifiers,
+    #: its path, in the volume's order
+    slice_sops: tuple[str, ...] = ()
+    slice_paths: tuple[str, ...] = ()
 
     @property
     def stem(self) -> str:
@@ -124,11 +128,14 @@ def plan(studies, root: Path, all_slices: bool, identifiers: bool) -> tuple[list
                     label = image.path.name  # the one file the user named
                 frames = tuple(range(image.n_frames)) if (image.is_volume and all_slices) else \
                     (image.n_frames // 2 if image.is_volume else 0,)
+                slice_sops = tuple(_header_fields(Path(p)).get("sop_uid", "") for p in paths) if slice_files else ()
                 task = Task(key=key, name=safe_file_name(f"{patient.key}_study{s_index}_{image.name}"), label=label,
                             laterality=image.laterality, view=image.view, study_uid=study_uid,
                             series_uid=series_uid, sop_uid=sop, paths=paths, frames=frames,
                             is_volume=image.is_volume,
-                            path=relative(image.path) if identifiers else "")
+                            path=relative(image.path) if identifiers else "", slice_sops=slice_sops,
+                            slice_paths=tuple(relative(Path(p)) for p in paths) if slice_files and identifiers
+                            else ())
                 if key in seen:
                     row = _row(task, frames[0], status="duplicate",
                                message=f"{label}: has the same Study / Series / SOP Instance UIDs as {seen[key]}; "
@@ -180,6 +187,10 @@ def _row(task: Task, frame: int, **values) -> dict:
                key=f"{task.key}-{frame + 1}")
     if task.path:
         row["path"] = task.path
+    if task.slice_sops:  # a legacy volume: the slice's own file
+        row["sop_uid"] = task.slice_sops[frame]
+        if task.slice_paths:
+            row["path"] = task.slice_paths[frame]
     row.update(values)
     return row
 
@@ -405,10 +416,11 @@ class OutputFolder:
 
 
 class CohortProgress:
-    """Images done / total with the rate and the time left, as ``progress(done, total, message)``."""
+    """Images (or, with every DBT slice, slices) done / total with the rate and the time left, as
+    ``progress(done, total, message)``."""
 
-    def __init__(self, progress, total: int, skipped: int = 0):
-        self.progress, self.total, self.done, self.failed = progress, total, skipped, 0
+    def __init__(self, progress, total: int, skipped: int = 0, unit: str = "images"):
+        self.progress, self.total, self.done, self.failed, self.unit = progress, total, skipped, 0, unit
         self.started, self.first = time.monotonic(), skipped
 
     def __call__(self, done: int, failed: int = 0) -> None:
@@ -418,7 +430,7 @@ class CohortProgress:
         ran, elapsed = done - self.first, time.monotonic() - self.started
         rate = ran / elapsed if elapsed > 0 and ran else 0.0
         left = (self.total - done) / rate if rate else None
-        text = f"{rate:.2f} images/s" + (f", {_duration(left)} left" if left is not None and done < self.total else "")
+        text = f"{rate:.2f} {self.unit}/s" + (f", {_duration(left)} left" if left is not None and done < self.total else "")
         self.progress(done, self.total, text + (f", {failed} failed" if failed else ""))
 
 
@@ -444,6 +456,7 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     cores, shared out among local workers). Failed images are rows; only a bad bundle, bad
     parameters or an unusable output folder raise.
     """
+    from inference.jobs import Cancelled
     from inference.studies.study import open_path
 
     out = Path(out)
@@ -475,7 +488,8 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
         todo = [t for t in tasks if not folder.is_done(t.key)]
         frames_total = sum(len(t.frames) for t in tasks)
         done_before = frames_total - sum(len(t.frames) for t in todo)
-        counter = CohortProgress(progress, frames_total, done_before)
+        counter = CohortProgress(progress, frames_total, done_before,
+                                 unit="images" if frames_total == len(tasks) else "slices")
         state = {"done": done_before, "failed": 0, "written": time.monotonic()}
 
         def commit(task: Task, output: Output) -> None:
@@ -487,7 +501,6 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
                 folder.write_results(keys, header, identifiers)
                 state["written"] = time.monotonic()
 
-        counter(done_before)
         if workers or scheduler:
             _run_on_dask(todo, config, commit, workers=workers, scheduler=scheduler, cancel=cancel)
         else:
@@ -500,6 +513,9 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
 
                 commit(task, run_task(task, config, progress=step, cancel=cancel))
         summary = folder.write_results(keys, header, identifiers)
+    except (KeyboardInterrupt, Cancelled):
+        folder.write_results(keys, header, identifiers)  # what is done, readable now; a rerun resumes
+        raise
     finally:
         folder.close()
     summary = dict(summary, skipped=len(tasks) - len(todo), seconds=round(time.monotonic() - started, 3),
@@ -541,9 +557,12 @@ def _run_on_dask(tasks: list[Task], config: Config, commit, *, workers: int, sch
             try:
                 output = future.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker and what the cluster itself raises
-                log.warning("a Dask task failed: %s", type(exc).__name__)
-                sentence = (f"{task.label}: stopped every worker process that ran it ({type(exc).__name__}); "
-                            f"it is left out.")
+                log.warning("a Dask task failed: %s: %s", type(exc).__name__, " ".join(str(exc).split())[:500])
+                if type(exc).__name__ == "KilledWorker":
+                    sentence = f"{task.label}: stopped every worker process that ran it; it is left out."
+                else:
+                    sentence = (f"{task.label}: could not run on the Dask cluster ({type(exc).__name__}; is "
+                                f"mammolens installed where the workers run?).")
                 output = Output(task.key, [_row(task, k, status="failed", message=sentence) for k in task.frames])
             commit(task, output)
             future.release()

@@ -194,3 +194,19 @@ def test_a_dask_worker_killed_mid_run_is_replaced_and_the_run_completes(cohort, 
     assert sum(r["status"] == "ok" for r in summary["results"]) == COPIES
     assert comparable(read_rows(out)) == comparable(read_rows(one_process[0]))
     assert maps(out) == maps(one_process[0])
+
+
+@needs_bundle
+def test_each_slice_of_a_legacy_dbt_volume_is_a_row_with_its_own_file(tmp_path):
+    from app.analysis import analyze_path
+    from training.phantom import generate_dataset
+
+    generate_dataset(tmp_path / "in", n=1, views=("CC",), lateralities=("L",), lesion_fraction=0.0, shape=(256, 208),
+                     pixel_spacing=0.8, dbt=1, dbt_slices=5, dbt_shape=(256, 208), legacy_dbt=True, seed=5)
+    summary = analyze_path(tmp_path / "in", "healthygan", tmp_path / "out", model=str(HEALTHYGAN), all_slices=True,
+                           identifiers=True)
+    rows = [r for r in summary["results"] if "DBT" in r["path"]]
+    assert [r["frame"] for r in rows] == [1, 2, 3, 4, 5]
+    assert len({r["sop_uid"] for r in rows}) == 5 and len({r["path"] for r in rows}) == 5
+    assert sum(bool(r["map"]) for r in rows) == 1  # the highest-scoring slice's map, beside the volume's
+    assert len(list((tmp_path / "out").glob("*_difference_volume.npy"))) == 1

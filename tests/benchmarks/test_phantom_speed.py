@@ -16,9 +16,14 @@ IMAGES = size(8, 1)  # views per measurement (CC and MLO alternate)
 
 
 def _kd_tree_grid(bm, x, y, cap=80.0):
-    """The previous way: the k-d tree query of :func:`signed_distance` over every grid point."""
-    from training.phantom.anatomy import signed_distance
+    """The previous way: the k-d tree query of :func:`signed_distance` over every grid point (with the
+    tree's default leaves, as it was)."""
+    from scipy.spatial import cKDTree
 
+    from training.phantom.anatomy import _skin_points, signed_distance
+
+    pts = _skin_points(bm)
+    bm._tree = (cKDTree(pts), pts)
     xx = np.broadcast_to(x, (y.shape[0], x.shape[1]))
     yy = np.broadcast_to(y, (y.shape[0], x.shape[1]))
     return signed_distance(bm, xx, yy, cap)
