@@ -83,6 +83,10 @@ def test_the_window_works_at_1280_by_720(viewer, qtbot):
     # nothing of the toolbars in an overflow menu: "Hanging / one view", the tools, the methods
     assert _toolbar_hides(win) == []
     assert win.display_toolbar.widgetForAction(win.actions["toggle_layout"]).isVisible()
+    # one tab bar per group of tabbed panels (no stray copy drawn over another panel)
+    bars = [tuple(bar.tabText(i) for i in range(bar.count())) for bar in win.findChildren(QtWidgets.QTabBar)
+            if bar.isVisible()]
+    assert len(bars) == len(set(bars)) == 2, bars
     # study tree: every line of every row fits its row (no "R-CC (Series 1 p...")
     browser = win.browser
     metrics = browser.fontMetrics()
