@@ -58,7 +58,7 @@ def _analyze_into(path: str | Path, method: str, out: Path, *, model: str | None
                   identifiers: bool = False) -> dict:
     """Run ``method`` on every image under ``path``; write maps, overlays and a score table into ``out``
     (unreadable files are listed by position and key unless ``identifiers``)."""
-    from app.heatmap import calibrated_style, npy_bytes, overlay_png
+    from app.heatmap import calibrated_style, map_label, npy_bytes, overlay_png
     from inference.studies.study import open_path
 
     engine = load_engine(method, model, device)
@@ -66,6 +66,8 @@ def _analyze_into(path: str | Path, method: str, out: Path, *, model: str | None
         raise ValueError(f"{engine.spec.title} does not produce maps; analyze runs map methods")
     run_arguments = engine.spec.run_arguments(parameters or {})
     main = engine.spec.maps[0]  # the method's main map (difference / error / heatmap)
+    # the files are named by what the map holds: inpainting's per-window DMSE / MSE / critic loss
+    main_label = map_label(engine.spec, parameters or {}, main)[0].replace(" ", "-")
     studies = open_path(path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,13 +111,13 @@ def _analyze_into(path: str | Path, method: str, out: Path, *, model: str | None
         done += len(frames)
         k_shown = frames[results.index(shown)]
         suffix = f"_slice{k_shown + 1:03d}" if image.is_volume else ""
-        map_file, overlay_file = f"{name}{suffix}_{main}.npy", f"{name}{suffix}_overlay.png"
+        map_file, overlay_file = f"{name}{suffix}_{main_label}.npy", f"{name}{suffix}_overlay.png"
         difference = shown.maps[main]
         atomic_write_bytes(out / map_file, npy_bytes(difference.astype(np.float32)))
         # coloured as the viewer colours a first map by default, with the screen's own table
         atomic_write_bytes(out / overlay_file, overlay_png(shown_display, difference, calibrated_style(difference, main)))
         if volume is not None:
-            atomic_write_bytes(out / f"{name}_{main}_volume.npy", npy_bytes(volume))
+            atomic_write_bytes(out / f"{name}_{main_label}_volume.npy", npy_bytes(volume))
         for k, r in zip(frames, results):
             records.append({
                 "image": name, "laterality": image.laterality, "view": image.view,

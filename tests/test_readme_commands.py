@@ -98,6 +98,9 @@ def test_readme_command_runs_on_the_demo_study(command, tmp_path):
     if "--out" in words:  # it wrote what it says, where it says
         out = tmp_path / words[words.index("--out") + 1]
         assert out.is_dir() and any(out.iterdir()), out
+    if words[0] == "analyze" and "inpainting" in words:  # maps named by their unit, not "difference"
+        unit = "MSE" if "mse" in words else "DMSE"
+        assert list((tmp_path / words[words.index("--out") + 1]).glob(f"*_{unit}.npy"))
     if words[0] == "inpaint":
         import json
 
