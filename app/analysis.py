@@ -79,6 +79,7 @@ class Config:
     run_arguments: dict
     main: str
     threads: int | None = None
+    label: str = ""  # the main map's name in file names (inpainting: its score, DMSE / MSE / critic)
 
 
 @dataclass
@@ -283,13 +284,14 @@ def _run(task: Task, config: Config, progress, cancel) -> Output:
             results.append(r)
     k_shown = frames[results.index(shown)]
     stem = task.stem + (f"_slice{k_shown + 1:03d}" if image.is_volume else "")
-    map_file, overlay_file = f"{stem}_{main}.npy", f"{stem}_overlay.png"
+    label = config.label or main
+    map_file, overlay_file = f"{stem}_{label}.npy", f"{stem}_overlay.png"
     difference = shown.maps[main]
     files = {map_file: npy_bytes(difference.astype(np.float32)),
              # coloured as the viewer colours a first map by default, with the screen's own table
              overlay_file: overlay_png(shown_display, difference, calibrated_style(difference, main))}
     if volume is not None:
-        files[f"{task.stem}_{main}_volume.npy"] = npy_bytes(volume)
+        files[f"{task.stem}_{label}_volume.npy"] = npy_bytes(volume)
     rows = [_row(task, k, status="ok", score=r.score, threshold=r.threshold, decision=r.decision,
                  no_decision=r.no_decision or "", provider=r.provider, map=map_file if r is shown else "", overlay=overlay_file if r is shown else "",
                  seconds=round(sum(r.timings.values()), 4))
@@ -466,7 +468,11 @@ def analyze_path(path: str | Path, method: str, out: str | Path, *, model: str |
     spec = engine.spec
     run_arguments = spec.run_arguments(parameters or {})
     main = spec.maps[0]  # the method's main map (difference / error / heatmap)
-    config = Config(spec.method, str(engine.bundle.path.resolve()), device, run_arguments, main, threads)
+    from app.heatmap import map_label
+
+    # files are named by what the map holds: inpainting's per-window DMSE / MSE / critic loss
+    label = map_label(spec, run_arguments, main)[0].replace(" ", "-")
+    config = Config(spec.method, str(engine.bundle.path.resolve()), device, run_arguments, main, threads, label)
     _ENGINES[(config.method, config.bundle, config.device, config.threads)] = engine
     identity = {"method": spec.method, "bundle": engine.bundle.name, "bundle_version": engine.bundle.version,
                 "networks": {r: n.sha256 for r, n in sorted(engine.bundle.networks.items())},

@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Remove the box from the image and let the inpainting model (paper 002) complete it from its "
                     "surroundings; writes original.png, completion.png and error.png (crops around the box) and "
                     "scores.json (MSE, critic loss, DMSE) into OUT, all together.",
-        epilog="example:\n  mammolens inpaint study/P0001/R_CC.dcm --box 273,179,317,228 --out inpainted/\n"
+        epilog="example:\n  mammolens inpaint resources/demo/MG_LMLO.dcm --box 400,640,490,730 --out inpainted/\n"
                "  mammolens inpaint volume.dcm --slice 20 --box 100,120,164,184 --out dbt-roi/ --score mse")
     p.add_argument("path", type=Path, help="a DICOM file, plain image or folder (its first image)")
     p.add_argument("--box", required=True, metavar="x0,y0,x1,y1", help="the box in image pixels (x1, y1 exclusive)")

@@ -222,12 +222,13 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False, out: Path 
     """The demo study in the window, or (no display, or ``offscreen``) rendered to three PNGs in
     ``out`` (default ./mammolens-demo/: demo.png, demo-overlay.png, demo-dbt.png); ``screenshot``
     names the first file instead (the others beside it)."""
+    why = "--offscreen" if offscreen else "no display here"
     if not offscreen and has_display():
         problem = window_system_problem()
         if problem is not None:
             print(f"mammolens: {problem[0].upper()}{problem[1:-1]}; rendering the demo offscreen instead.",
                   file=sys.stderr)
-            offscreen = True
+            offscreen, why = True, "the window's system libraries are missing"
     offscreen = offscreen or not has_display()
     app = _application(offscreen)
     window, workbench = build_window()
@@ -246,8 +247,8 @@ def run_demo(screenshot: Path | None = None, offscreen: bool = False, out: Path 
         print(f"overlay: {bundle.name} {bundle.version}" + (f"; model card: {bundle.card_line}" if bundle.card_line else ""))
     for shot in shots:
         print(f"screenshot: {shot}")
-    print("No display here, so the viewer rendered offscreen. On a desktop, `make demo` (or "
-          "`mammolens demo`) opens the window itself; `mammolens view PATH` opens your own studies.")
+    print(f"Rendered offscreen ({why}). On a desktop, "
+          "`make demo` (or `mammolens demo`) opens the window itself; `mammolens view PATH` opens your own studies.")
     workbench.shutdown()
     window.close()
     return 0

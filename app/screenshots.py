@@ -89,7 +89,7 @@ def take(out: Path, models_dirs=(), size=(1600, 1000)) -> list[Path]:
     session = controller.session
     session.add_shape(image, "rect", x0 + 6, y0 + 6, x1 - 6, y1 - 6)
     session.add_shape(image, "ellipse", 250, 380, 400, 500)
-    session.add_shape(image, "line", x0 - 10, y1 + 40, x1 + 10, y1 + 40)
+    session.add_shape(image, "line", x0 - 10, y1 + 110, x1 + 10, y1 + 110)  # below the rectangle's caption
     window.measurements_dock.raise_()
     _settle(app, controller)
     shots.append(save_widget_png(window, out / "roi-measurement.png"))
@@ -120,6 +120,10 @@ def take(out: Path, models_dirs=(), size=(1600, 1000)) -> list[Path]:
         pane.seed.setValue(1)
         pane.generate.click()
         _settle(app, controller)
+        for row in (0, 4, 9):  # a selection: "Export 3 selected..."
+            if row < pane.grid.count():
+                pane.grid.item(row).setSelected(True)
+        app.processEvents()
         shots.append(save_widget_png(window, out / "synthesis-pane.png"))
     controller.shutdown()
     window.close()

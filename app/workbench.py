@@ -61,7 +61,7 @@ class Workbench(QtCore.QObject):
         window.scope.setCurrentIndex(int(self.settings.value("overlay/scope", 0)))
         if self.settings.value("window/geometry") is not None:
             window.restoreGeometry(self.settings.value("window/geometry"))
-            window.restoreState(self.settings.value("window/state"))
+            window.docks_arranged = bool(window.restoreState(self.settings.value("window/state")))
         window.about_requested.connect(lambda: window.show_about(self.about_rows()))
         window.installEventFilter(self)
         self.reload_bundles()

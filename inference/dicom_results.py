@@ -523,8 +523,9 @@ def write_analysis_objects(source: str | Path, out: str | Path, *, model: str | 
             shown = [r for r in rows if r.get("map")]
             if not shown:
                 continue
-            stem = Path(shown[0]["map"]).stem.rsplit(f"_{provenance.map_name}", 1)[0]
-            volume_file = out / f"{re.sub(r'_slice[0-9]{3}$', '', stem)}_{provenance.map_name}_volume.npy"
+            # analyze names a map STEM[_sliceNNN]_LABEL.npy and a volume's maps STEM_LABEL_volume.npy
+            stem, _, label = Path(shown[0]["map"]).stem.rpartition("_")
+            volume_file = out / f"{re.sub(r'_slice[0-9]{3}$', '', stem)}_{label}_volume.npy"
             if image.is_volume and volume_file.is_file():
                 volume = np.load(volume_file)
                 frames = [FrameResult(int(r["frame"]) - 1, volume[i].astype(np.float32), float(r["score"]),

@@ -83,6 +83,10 @@ def test_the_window_works_at_1280_by_720(viewer, qtbot):
     # nothing of the toolbars in an overflow menu: "Hanging / one view", the tools, the methods
     assert _toolbar_hides(win) == []
     assert win.display_toolbar.widgetForAction(win.actions["toggle_layout"]).isVisible()
+    # one tab bar per group of tabbed panels (no stray copy drawn over another panel)
+    bars = [tuple(bar.tabText(i) for i in range(bar.count())) for bar in win.findChildren(QtWidgets.QTabBar)
+            if bar.isVisible()]
+    assert len(bars) == len(set(bars)) == 2, bars
     # study tree: every line of every row fits its row (no "R-CC (Series 1 p...")
     browser = win.browser
     metrics = browser.fontMetrics()
@@ -105,11 +109,12 @@ def test_the_window_works_at_1280_by_720(viewer, qtbot):
     area = win.overlay_dock.widget()
     assert area.viewport().height() >= 330
     panel = win.overlay_panel
-    for widget in (panel.colour_bar, panel.parameters_box, panel.export):
-        area.ensureWidgetVisible(widget)
-        QtWidgets.QApplication.processEvents()
-        top = widget.mapTo(area.viewport(), QtCore.QPoint(0, 0)).y()
-        assert widget.isVisible() and top >= 0 and top + widget.height() <= area.viewport().height(), widget
+    top = panel.export.mapTo(area.viewport(), QtCore.QPoint(0, 0)).y()
+    assert 0 <= top and top + panel.export.height() <= area.viewport().height(), "Export view without scrolling"
+    reach = area.verticalScrollBar().maximum() + area.viewport().height()  # the panel's height a scroll shows
+    for widget in (panel.colour_bar, panel.parameters_box):
+        bottom = widget.mapTo(panel, QtCore.QPoint(0, widget.height())).y()
+        assert widget.isVisible() and bottom <= reach, (widget, bottom, reach)
     # the views' own texts stay inside their views
     for canvas in win.cells.values():
         view = canvas.view.sceneBoundingRect()

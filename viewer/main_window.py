@@ -131,10 +131,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.synthesis_dock = self._dock("Synthesis", "synthesis", self.synthesis,
                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.info_dock, self.measurements_dock)
-        # the synthesis pane shares the Overlay's (larger) place: its grid of patches needs the height
-        self.tabifyDockWidget(self.overlay_dock, self.synthesis_dock)
         self.info_dock.raise_()
-        self.overlay_dock.raise_()
+        # the synthesis pane shares the Overlay's (larger) place, its grid of patches needs the
+        # height; tabified once the window is shown (a second tab group made before that leaves a
+        # stray copy of its tab bar in the window, Qt 6)
+        self.synthesis_dock.hide()
+        self.docks_arranged = False  # the app sets it when it restored the user's own layout
         self.resizeDocks([self.studies_dock, self.overlay_dock], [230, 340], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.overlay_dock, self.info_dock], [560, 300], QtCore.Qt.Orientation.Vertical)
 
@@ -301,6 +303,14 @@ class MainWindow(QtWidgets.QMainWindow):
             if wrap != self.toolBarBreak(bar):
                 (self.insertToolBarBreak if wrap else self.removeToolBarBreak)(bar)
             used = width if wrap or used == 0 else used + width
+
+    def showEvent(self, event):  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        if not self.docks_arranged:
+            self.docks_arranged = True
+            self.synthesis_dock.show()
+            self.tabifyDockWidget(self.overlay_dock, self.synthesis_dock)
+            self.overlay_dock.raise_()
 
     # ------------------------------------------------------------------ methods toolbar
     def set_methods(self, entries: list[tuple[str, str, bool]]) -> None:

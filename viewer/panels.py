@@ -132,6 +132,22 @@ class OverlayPanel(QtWidgets.QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.score)
         layout.addWidget(self.card)
+        # the actions under what the map is, above its style: in view on a short screen
+        self.run_volume = QtWidgets.QPushButton("Run on all slices")
+        self.run_volume.setToolTip("One background job over the whole DBT volume; the overlay fills in as it goes")
+        self.run_volume.clicked.connect(self.run_volume_requested.emit)
+        self.export = QtWidgets.QPushButton("Export view (PNG + map)")
+        self.export.setToolTip("The current view with its overlay as PNG and the map as .npy (Ctrl+E)")
+        self.export.clicked.connect(self.export_requested.emit)
+        self.send = QtWidgets.QPushButton("Send to PACS (map, SEG, SR)")
+        self.send.setToolTip("The map of this view as a DICOM Parametric Map, its region above the calibrated "
+                             "threshold as a SEG and the scores as an SR, sent to the PACS last used")
+        self.send.clicked.connect(self.send_requested.emit)
+        actions = QtWidgets.QGridLayout()
+        actions.addWidget(self.export, 0, 0)
+        actions.addWidget(self.run_volume, 0, 1)
+        actions.addWidget(self.send, 1, 0, 1, 2)
+        layout.addLayout(actions)
 
         self.style_box = QtWidgets.QWidget()
         form = QtWidgets.QFormLayout(self.style_box)
@@ -170,18 +186,6 @@ class OverlayPanel(QtWidgets.QWidget):
         self.parameters_box = QtWidgets.QGroupBox("Method parameters")
         self.parameters_form = QtWidgets.QFormLayout(self.parameters_box)
         layout.addWidget(self.parameters_box)
-        self.run_volume = QtWidgets.QPushButton("Run on all slices")
-        self.run_volume.setToolTip("One background job over the whole DBT volume; the overlay fills in as it goes")
-        self.run_volume.clicked.connect(self.run_volume_requested.emit)
-        self.export = QtWidgets.QPushButton("Export view (PNG + map)")
-        self.export.clicked.connect(self.export_requested.emit)
-        self.send = QtWidgets.QPushButton("Send to PACS (map, SEG, SR)")
-        self.send.setToolTip("The map of this view as a DICOM Parametric Map, its region above the calibrated "
-                             "threshold as a SEG and the scores as an SR, sent to the PACS last used")
-        self.send.clicked.connect(self.send_requested.emit)
-        layout.addWidget(self.run_volume)
-        layout.addWidget(self.export)
-        layout.addWidget(self.send)
         layout.addStretch(1)
         self._vmax = 1.0
         self._units = ""

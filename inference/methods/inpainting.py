@@ -314,6 +314,7 @@ class InpaintingEngine(Engine):
         check(cancel)
         t0 = time.perf_counter()
         prepared = preprocess(display, laterality, self.resolution)
+        _check_on_tissue((x0, y0, x1, y1), display, prepared.breast)
         bx0, by0, bx1, by1 = box_to_model_space((x0, y0, x1, y1), prepared.geometry)
         longest = max(bx1 - bx0, by1 - by0, 1e-6)
         scale = max(1.0, longest / self.hole)  # model pixels per window pixel
@@ -356,6 +357,25 @@ class InpaintingEngine(Engine):
                                        "window_model": [c0, r0, c0 + side, r0 + side], "fov": self.fov,
                                        "hole": self.hole, "error_in_box_mean": float(error[inside].mean())},
                            no_decision=BOX_NO_DECISION)
+
+
+#: at least this share of a box to complete must be breast: the model completes tissue from tissue
+MIN_BREAST_IN_BOX = 0.5
+
+
+def _check_on_tissue(box: tuple[int, int, int, int], display: np.ndarray, breast: np.ndarray) -> None:
+    """ValueError (one sentence) for a box mostly outside the breast, or on pixels with no
+    tissue in them (one flat value): completing air gives an all-black completion, MSE 0 and a
+    "normal" that mean nothing."""
+    x0, y0, x1, y1 = box
+    share = float(np.asarray(breast[y0:y1, x0:x1], dtype=bool).mean())
+    if share < MIN_BREAST_IN_BOX:
+        raise ValueError(f"the box ({x0}, {y0}, {x1}, {y1}) lies outside the breast ({share:.0%} of it is breast, "
+                         f"at least {MIN_BREAST_IN_BOX:.0%} needed): draw it on the tissue to complete.")
+    pixels = display[y0:y1, x0:x1]
+    if float(pixels.max()) - float(pixels.min()) < 1.0 / 255:
+        raise ValueError(f"the box ({x0}, {y0}, {x1}, {y1}) holds no tissue (its pixels are one flat value "
+                         f"{float(pixels.mean()):.3f}): draw it on the breast to complete.")
 
 
 def _checked_box(box, shape: tuple[int, int]) -> tuple[int, int, int, int]:
