@@ -48,7 +48,10 @@ _DROPPED = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "
             "InstitutionAddress", "InstitutionalDepartmentName", "OperatorsName", "PerformingPhysicianName",
             "RequestingPhysician", "PhysiciansOfRecord", "StationName", "DeviceSerialNumber",
             "IssuerOfPatientID", "MedicalRecordLocator", "PatientComments", "AcquisitionDateTime",
-            "RequestAttributesSequence", "ReferencedStudySequence", "ReferencedPatientSequence")
+            "RequestAttributesSequence", "ReferencedStudySequence", "ReferencedPatientSequence",
+            "StudyDescription", "SeriesDescription", "PatientAge", "PatientSize", "PatientWeight",
+            "EthnicGroup", "AdditionalPatientHistory", "Occupation", "AdmittingDiagnosesDescription",
+            "PerformedProcedureStepDescription", "RequestedProcedureDescription")
 
 
 class DicomResultError(MammolensError):
