@@ -84,8 +84,17 @@ class DerivedLayer:
             if (self.slope, self.intercept) != (1.0, 0.0) else stored
 
 
+def sop_class_of(header) -> str:
+    """The SOP Class UID, or "" when the element is absent or cannot be read (a damaged file is then
+    opened, and judged, as an image)."""
+    try:
+        return str(header.get("SOPClassUID", "") or "")
+    except Exception:  # noqa: BLE001 - pydicom raises many kinds for a damaged element
+        return ""
+
+
 def is_derived(header) -> bool:
-    return str(header.get("SOPClassUID", "")) in DERIVED_CLASSES
+    return sop_class_of(header) in DERIVED_CLASSES
 
 
 def _text(value) -> str:
