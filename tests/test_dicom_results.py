@@ -204,3 +204,31 @@ def test_legacy_dbt_series_and_bad_input_one_sentence(tmp_path):
         write_result_objects(paths, [FrameResult(0, np.zeros((10, 10), np.float32), 0.0)], prov, tmp_path, "bad",
                              threshold=0.5)
     assert not list(tmp_path.glob("bad*"))
+
+
+def test_analyze_all_slices_gives_one_multi_frame_object_of_every_slice(tmp_path):
+    import highdicom as hd
+
+    from app.cli import main
+    from inference.dicom_results import derived_frames
+    from training.phantom import simulate_dbt, write_dbt_dicom
+
+    volume = simulate_dbt(8, shape=(160, 128), n_slices=4, pixel_spacing=0.5, lesion_classes=("mass",))
+    source = tmp_path / "dbt"
+    write_dbt_dicom(source / "DBT.dcm", volume, compress="jpeg2000")
+    out = tmp_path / "out"
+    assert main(["analyze", str(source), "--out", str(out), "--all-slices", "--dicom"]) == 0
+    summary = json.loads((out / "results.json").read_text())
+    stem = summary["results"][0]["image"]
+    maps = np.load(out / f"{stem}_difference_volume.npy")
+    pm = pydicom.dcmread(out / "dicom" / f"{stem}_pm.dcm")
+    header = pydicom.dcmread(source / "DBT.dcm", stop_before_pixels=True)
+    frame_of = derived_frames(pm)
+    assert pm.NumberOfFrames == 4 == len(summary["results"])
+    for k in range(4):  # the float16 volume map, exactly
+        np.testing.assert_array_equal(pm.pixel_array[frame_of[(header.SOPInstanceUID, k + 1)] - 1],
+                                      maps[k].astype(np.float32))
+    sr = hd.sr.srread(out / "dicom" / f"{stem}_sr.dcm")
+    assert _numbers(sr, "Anomaly score") == pytest.approx([r["score"] for r in summary["results"]], rel=1e-12)
+    for f in sorted((out / "dicom").glob("*.dcm")):
+        assert dciodvfy_errors(f) == [], f.name
