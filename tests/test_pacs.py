@@ -286,3 +286,14 @@ def test_pacs_analyze_a_cohort_pushes_back_and_resumes(orthanc, tmp_path, capsys
     capsys.readouterr()
     assert main(base + ["--push"]) == 0
     assert "done in an earlier run, skipped" in capsys.readouterr().out
+
+
+def test_sending_a_file_that_is_not_dicom_is_one_sentence(tmp_path):
+    from inference.pacs import PacsError, Server, client
+
+    note = tmp_path / "note.txt"
+    note.write_text("not an image")
+    for server in (Server(name="w", dicomweb="http://127.0.0.1:9/dicom-web"),
+                   Server(name="d", ae_title="X", host="127.0.0.1", port=9)):
+        with pytest.raises(PacsError, match="^note.txt is not a DICOM file that can be sent.$"):
+            client(server).push([note])
