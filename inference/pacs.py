@@ -33,6 +33,10 @@ from inference.errors import MammolensError
 from inference.files import atomic_open
 
 log = logging.getLogger("mammolens.pacs")
+# their INFO / DEBUG records carry query URLs and identifiers (patient IDs in QIDO and C-FIND):
+# kept out of any log the application sets up
+for _name in ("dicomweb_client", "pynetdicom"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 Progress = Callable[[int, int, str], None]
 CONFIG_ENV = "MAMMOLENS_PACS_CONFIG"
