@@ -234,6 +234,9 @@ def test_viewer_opens_from_pacs_and_sends_results_back(orthanc, qtbot, tmp_path,
     assert dialog.server.count() == 3
     dialog.server.setCurrentText("dimse")
     dialog.patient_id.setText("PHANTOM-1")
+    dialog.date_from.setText("1/1/2026")
+    dialog.search_button.click()
+    assert dialog.message.text() == "'1/1/2026' is not a date: write YYYY-MM-DD." and not controller.jobs.running()
     dialog.date_from.setText("2026-01-01")
     dialog.search_button.click()
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1 and dialog.retrieve_button.isEnabled(), timeout=10000)
