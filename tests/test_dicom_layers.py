@@ -94,7 +94,7 @@ def test_viewer_exports_dicom_results_that_reopen_as_layers(qtbot, tmp_path, mon
     the source they are drawn over it (SEG in the planes, map in the overlay layer)."""
     pytest.importorskip("PySide6")
     from app.gui import build_window, demo_study_path
-    from tests.dicom_checks import dciodvfy_errors
+    from tests.dicom_checks import assert_dciodvfy_clean
 
     monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
     window, controller = build_window()
@@ -113,7 +113,7 @@ def test_viewer_exports_dicom_results_that_reopen_as_layers(qtbot, tmp_path, mon
     window.export_dicom_requested.emit(str(source))
     qtbot.waitUntil(lambda: len(controller.pacs.last_dicom_export) == 3, timeout=20000)
     for path in controller.pacs.last_dicom_export:
-        assert dciodvfy_errors(path) == [], path.name
+        assert_dciodvfy_clean(path)
     studies = controller.studies.open(source)
     (image,) = studies.images()
     assert sorted(layer.kind for layer in image.layers) == ["Parametric Map", "SEG"]

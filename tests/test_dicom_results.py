@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from tests.dicom_checks import dciodvfy_errors
+from tests.dicom_checks import assert_dciodvfy_clean
 
 
 def _demo() -> Path:
@@ -75,7 +75,7 @@ def test_analyze_dicom_objects_are_valid_and_hold_the_maps(analysed):
     files = sorted((out / "dicom").glob("*.dcm"))
     assert len(files) == 6  # PM, SEG, SR for the mammogram and for the DBT slice
     for f in files:
-        assert dciodvfy_errors(f) == [], f.name
+        assert_dciodvfy_clean(f)
     for row in summary["results"]:
         stem = row["map"][: -len("_difference.npy")]
         values = np.load(out / row["map"])
@@ -174,7 +174,7 @@ def test_dbt_slices_become_multi_frame_objects_and_uncalibrated_gives_no_seg(tmp
     seg = hd.seg.segread(files.segmentation)
     assert seg.NumberOfFrames == 3 and not seg.pixel_array.any()
     for f in files.paths():
-        assert dciodvfy_errors(f) == [], f.name
+        assert_dciodvfy_clean(f)
 
 
 def test_legacy_dbt_series_and_bad_input_one_sentence(tmp_path):
@@ -194,7 +194,7 @@ def test_legacy_dbt_series_and_bad_input_one_sentence(tmp_path):
     frames = [FrameResult(1, values, 0.5, "abnormal"), FrameResult(2, values[::-1].copy(), 0.2, "normal")]
     files = write_result_objects(paths, frames, prov, tmp_path / "out", "legacy", threshold=0.5)
     for f in files.paths():
-        assert dciodvfy_errors(f) == [], f.name
+        assert_dciodvfy_clean(f)
     seg = pydicom.dcmread(files.segmentation)
     frame_of = derived_frames(seg)
     for k, f in zip((1, 2), frames):
@@ -231,4 +231,4 @@ def test_analyze_all_slices_gives_one_multi_frame_object_of_every_slice(tmp_path
     sr = hd.sr.srread(out / "dicom" / f"{stem}_sr.dcm")
     assert _numbers(sr, "Anomaly score") == pytest.approx([r["score"] for r in summary["results"]], rel=1e-12)
     for f in sorted((out / "dicom").glob("*.dcm")):
-        assert dciodvfy_errors(f) == [], f.name
+        assert_dciodvfy_clean(f)
