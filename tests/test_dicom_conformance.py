@@ -50,8 +50,9 @@ def test_result_objects_have_no_dciodvfy_error(tmp_path):
     for name, frames, pseudonymizer in (("MG_RCC.dcm", [0], None), ("DBT_LCC.dcm", [3, 20], Pseudonymizer("k"))):
         header = pydicom.dcmread(demo_study_path() / name, stop_before_pixels=True)
         values = np.linspace(0, 1, header.Rows * header.Columns, dtype=np.float32).reshape(header.Rows, header.Columns)
-        written = write_result_objects([demo_study_path() / name], [FrameResult(k, values, 0.4, "normal") for k in frames],
-                                       prov, tmp_path, name[:-4], threshold=0.5, pseudonymizer=pseudonymizer)
+        results = [FrameResult(k, values, 0.4, "normal") for k in frames]
+        written = write_result_objects([demo_study_path() / name], results, prov, tmp_path, name[:-4], threshold=0.5,
+                                       pseudonymizer=pseudonymizer)
         files += written.paths()
     assert len(files) == 6
     for f in files:
