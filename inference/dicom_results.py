@@ -48,7 +48,10 @@ _DROPPED = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "
             "InstitutionAddress", "InstitutionalDepartmentName", "OperatorsName", "PerformingPhysicianName",
             "RequestingPhysician", "PhysiciansOfRecord", "StationName", "DeviceSerialNumber",
             "IssuerOfPatientID", "MedicalRecordLocator", "PatientComments", "AcquisitionDateTime",
-            "RequestAttributesSequence", "ReferencedStudySequence", "ReferencedPatientSequence")
+            "RequestAttributesSequence", "ReferencedStudySequence", "ReferencedPatientSequence",
+            "StudyDescription", "SeriesDescription", "PatientAge", "PatientSize", "PatientWeight",
+            "EthnicGroup", "AdditionalPatientHistory", "Occupation", "AdmittingDiagnosesDescription",
+            "PerformedProcedureStepDescription", "RequestedProcedureDescription")
 
 
 class DicomResultError(MammolensError):
@@ -446,9 +449,15 @@ def write_result_objects(files: Sequence[str | Path], frames: Sequence[FrameResu
         threshold = None
     single = len(src.headers) == 1 and int(src.headers[0].get("NumberOfFrames", 1) or 1) == 1
     pm_values = values[0] if single else values
-    pm = _parametric_map(hd, src, pm_values, provenance)
-    seg = _segmentation(hd, src, pm_values, float(threshold), provenance) if threshold is not None else None
-    sr = _report(hd, src, frames, threshold, provenance, pm, seg)
+    try:
+        pm = _parametric_map(hd, src, pm_values, provenance)
+        seg = _segmentation(hd, src, pm_values, float(threshold), provenance) if threshold is not None else None
+        sr = _report(hd, src, frames, threshold, provenance, pm, seg)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        # highdicom checks the source's attributes: one sentence with its first line
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+        raise DicomResultError(f"the map, SEG and SR cannot be derived from {files[0].name}: {_short(reason, 160)}.") \
+            from None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pm_path = _save(pm, out / f"{stem}_pm.dcm")

@@ -33,6 +33,10 @@ from inference.errors import MammolensError
 from inference.files import atomic_open
 
 log = logging.getLogger("mammolens.pacs")
+# their INFO / DEBUG records carry query URLs and identifiers (patient IDs in QIDO and C-FIND):
+# kept out of any log the application sets up
+for _name in ("dicomweb_client", "pynetdicom"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 Progress = Callable[[int, int, str], None]
 CONFIG_ENV = "MAMMOLENS_PACS_CONFIG"
@@ -328,9 +332,7 @@ class DicomWebClient:
         return _check_complete(self.server, folder, {sop for _, sop in wanted})
 
     def push(self, paths: Sequence[str | Path], progress: Progress | None = None) -> int:
-        import pydicom
-
-        datasets = [pydicom.dcmread(p) for p in paths]
+        datasets = _read_all(paths)
         for i, ds in enumerate(datasets):
             if progress:
                 progress(i, len(datasets), "storing")
@@ -574,9 +576,7 @@ class DimseClient:
             scp.shutdown()
 
     def push(self, paths: Sequence[str | Path], progress: Progress | None = None) -> int:
-        import pydicom
-
-        datasets = [pydicom.dcmread(p) for p in paths]
+        datasets = _read_all(paths)
         ae = self._ae()
         for uid in sorted({str(ds.SOPClassUID) for ds in datasets}):
             ae.add_requested_context(uid, sorted({str(ds.file_meta.TransferSyntaxUID) for ds in datasets
@@ -586,7 +586,12 @@ class DimseClient:
             for i, ds in enumerate(datasets):
                 if progress:
                     progress(i, len(datasets), "storing")
-                code = self._status(assoc.send_c_store(ds), "C-STORE")
+                try:
+                    status = assoc.send_c_store(ds)
+                except ValueError:  # no accepted presentation context for its SOP class / transfer syntax
+                    raise PacsError(f"{self.server.name}: the server does not accept {ds.SOPClassUID.name} objects "
+                                    f"in {ds.file_meta.TransferSyntaxUID.name}.") from None
+                code = self._status(status, "C-STORE")
                 if code not in (0x0000, 0xB000, 0xB007, 0xB006):
                     raise PacsError(f"{self.server.name}: C-STORE of instance {i + 1} answered status 0x{code:04X}.")
         finally:
@@ -594,6 +599,18 @@ class DimseClient:
         if progress:
             progress(len(datasets), len(datasets), "stored")
         return len(datasets)
+
+
+def _read_all(paths: Sequence[str | Path]) -> list:
+    import pydicom
+
+    out = []
+    for p in map(Path, paths):
+        try:
+            out.append(pydicom.dcmread(p))
+        except Exception:  # noqa: BLE001 - whatever pydicom raises, it is not a file to send
+            raise PacsError(f"{p.name} is not a DICOM file that can be sent.") from None
+    return out
 
 
 def dicom_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -34,3 +34,26 @@ def test_fresh_phantom_has_no_dciodvfy_error(tmp_path, compress):
     files += write_legacy_dbt_series(tmp_path / "legacy", volume, compress=compress)[:1]
     for f in files:
         assert dciodvfy_errors(f) == [], f"{f.name} ({compress or 'uncompressed'})"
+
+
+def test_result_objects_have_no_dciodvfy_error(tmp_path):
+    """Parametric Map, SEG and SR of a mammogram (no frame of reference of its own) and of DBT
+    slices, with the source's identifiers and pseudonymised."""
+    import numpy as np
+    import pydicom
+
+    from app.gui import demo_study_path
+    from inference.dicom_results import FrameResult, Provenance, Pseudonymizer, write_result_objects
+
+    prov = Provenance("translation", "difference", "display units", "toy", "1", {"generator": "0" * 64}, "card line")
+    files = []
+    for name, frames, pseudonymizer in (("MG_RCC.dcm", [0], None), ("DBT_LCC.dcm", [3, 20], Pseudonymizer("k"))):
+        header = pydicom.dcmread(demo_study_path() / name, stop_before_pixels=True)
+        values = np.linspace(0, 1, header.Rows * header.Columns, dtype=np.float32).reshape(header.Rows, header.Columns)
+        results = [FrameResult(k, values, 0.4, "normal") for k in frames]
+        written = write_result_objects([demo_study_path() / name], results, prov, tmp_path, name[:-4], threshold=0.5,
+                                       pseudonymizer=pseudonymizer)
+        files += written.paths()
+    assert len(files) == 6
+    for f in files:
+        assert dciodvfy_errors(f) == [], f.name

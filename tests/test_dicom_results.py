@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from tests.dicom_checks import dciodvfy_errors
+from tests.dicom_checks import assert_dciodvfy_clean
 
 
 def _demo() -> Path:
@@ -75,7 +75,7 @@ def test_analyze_dicom_objects_are_valid_and_hold_the_maps(analysed):
     files = sorted((out / "dicom").glob("*.dcm"))
     assert len(files) == 6  # PM, SEG, SR for the mammogram and for the DBT slice
     for f in files:
-        assert dciodvfy_errors(f) == [], f.name
+        assert_dciodvfy_clean(f)
     for row in summary["results"]:
         dbt = "_slice" in row["map"]  # analyze names a volume's shown slice in its map file
         stem = row["map"][: -len("_difference.npy")]
@@ -176,7 +176,7 @@ def test_dbt_slices_become_multi_frame_objects_and_uncalibrated_gives_no_seg(tmp
     seg = hd.seg.segread(files.segmentation)
     assert seg.NumberOfFrames == 3 and not seg.pixel_array.any()
     for f in files.paths():
-        assert dciodvfy_errors(f) == [], f.name
+        assert_dciodvfy_clean(f)
 
 
 def test_legacy_dbt_series_and_bad_input_one_sentence(tmp_path):
@@ -196,7 +196,7 @@ def test_legacy_dbt_series_and_bad_input_one_sentence(tmp_path):
     frames = [FrameResult(1, values, 0.5, "abnormal"), FrameResult(2, values[::-1].copy(), 0.2, "normal")]
     files = write_result_objects(paths, frames, prov, tmp_path / "out", "legacy", threshold=0.5)
     for f in files.paths():
-        assert dciodvfy_errors(f) == [], f.name
+        assert_dciodvfy_clean(f)
     seg = pydicom.dcmread(files.segmentation)
     frame_of = derived_frames(seg)
     for k, f in zip((1, 2), frames):
@@ -206,3 +206,31 @@ def test_legacy_dbt_series_and_bad_input_one_sentence(tmp_path):
         write_result_objects(paths, [FrameResult(0, np.zeros((10, 10), np.float32), 0.0)], prov, tmp_path, "bad",
                              threshold=0.5)
     assert not list(tmp_path.glob("bad*"))
+
+
+def test_analyze_all_slices_gives_one_multi_frame_object_of_every_slice(tmp_path):
+    import highdicom as hd
+
+    from app.cli import main
+    from inference.dicom_results import derived_frames
+    from training.phantom import simulate_dbt, write_dbt_dicom
+
+    volume = simulate_dbt(8, shape=(160, 128), n_slices=4, pixel_spacing=0.5, lesion_classes=("mass",))
+    source = tmp_path / "dbt"
+    write_dbt_dicom(source / "DBT.dcm", volume, compress="jpeg2000")
+    out = tmp_path / "out"
+    assert main(["analyze", str(source), "--out", str(out), "--all-slices", "--dicom"]) == 0
+    summary = json.loads((out / "results.json").read_text())
+    stem = summary["results"][0]["image"]
+    maps = np.load(out / f"{stem}_difference_volume.npy")
+    pm = pydicom.dcmread(out / "dicom" / f"{stem}_pm.dcm")
+    header = pydicom.dcmread(source / "DBT.dcm", stop_before_pixels=True)
+    frame_of = derived_frames(pm)
+    assert pm.NumberOfFrames == 4 == len(summary["results"])
+    for k in range(4):  # the float16 volume map, exactly
+        np.testing.assert_array_equal(pm.pixel_array[frame_of[(header.SOPInstanceUID, k + 1)] - 1],
+                                      maps[k].astype(np.float32))
+    sr = hd.sr.srread(out / "dicom" / f"{stem}_sr.dcm")
+    assert _numbers(sr, "Anomaly score") == pytest.approx([r["score"] for r in summary["results"]], rel=1e-12)
+    for f in sorted((out / "dicom").glob("*.dcm")):
+        assert_dciodvfy_clean(f)

@@ -234,6 +234,9 @@ def test_viewer_opens_from_pacs_and_sends_results_back(orthanc, qtbot, tmp_path,
     assert dialog.server.count() == 3
     dialog.server.setCurrentText("dimse")
     dialog.patient_id.setText("PHANTOM-1")
+    dialog.date_from.setText("1/1/2026")
+    dialog.search_button.click()
+    assert dialog.message.text() == "'1/1/2026' is not a date: write YYYY-MM-DD." and not controller.jobs.running()
     dialog.date_from.setText("2026-01-01")
     dialog.search_button.click()
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1 and dialog.retrieve_button.isEnabled(), timeout=10000)
@@ -286,3 +289,14 @@ def test_pacs_analyze_a_cohort_pushes_back_and_resumes(orthanc, tmp_path, capsys
     capsys.readouterr()
     assert main(base + ["--push"]) == 0
     assert "done in an earlier run, skipped" in capsys.readouterr().out
+
+
+def test_sending_a_file_that_is_not_dicom_is_one_sentence(tmp_path):
+    from inference.pacs import PacsError, Server, client
+
+    note = tmp_path / "note.txt"
+    note.write_text("not an image")
+    for server in (Server(name="w", dicomweb="http://127.0.0.1:9/dicom-web"),
+                   Server(name="d", ae_title="X", host="127.0.0.1", port=9)):
+        with pytest.raises(PacsError, match="^note.txt is not a DICOM file that can be sent.$"):
+            client(server).push([note])

@@ -63,6 +63,11 @@ class PacsPresenter(Presenter):
 
         dialog = self.dialog
         name = fields["server"]
+        for key in ("date_from", "date_to"):
+            digits = fields[key].replace("-", "")
+            if digits and not (len(digits) == 8 and digits.isdigit()):
+                dialog.set_message(f"{fields[key]!r} is not a date: write YYYY-MM-DD.")
+                return None
         self.settings.setValue("pacs/server", name)
         query = pacs.Query(patient_id=fields["patient_id"] or None,
                            date_from=fields["date_from"].replace("-", "") or None,

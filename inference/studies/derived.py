@@ -31,9 +31,10 @@ class DerivedLayer:
     kind: str  # "SEG" or "Parametric Map"
     label: str  # segment labels / the map's LUT label
     unit: str  # Parametric Map: the real-world unit (LUT explanation or unit meaning); SEG: ""
-    source_uid: str
+    source_uids: tuple[str, ...]  # the images its frames lie on (one, or a legacy DBT series' slices)
     rows: int
     cols: int
+    refs: dict[tuple[str, int], list[int]] = field(default_factory=dict)  # (SOP UID, 1-based frame) -> derived
     frames: dict[int, list[int]] = field(default_factory=dict)  # 0-based source frame -> 0-based derived frames
     slope: float = 1.0
     intercept: float = 0.0
@@ -84,8 +85,17 @@ class DerivedLayer:
             if (self.slope, self.intercept) != (1.0, 0.0) else stored
 
 
+def sop_class_of(header) -> str:
+    """The SOP Class UID, or "" when the element is absent or cannot be read (a damaged file is then
+    opened, and judged, as an image)."""
+    try:
+        return str(header.get("SOPClassUID", "") or "")
+    except Exception:  # noqa: BLE001 - pydicom raises many kinds for a damaged element
+        return ""
+
+
 def is_derived(header) -> bool:
-    return str(header.get("SOPClassUID", "")) in DERIVED_CLASSES
+    return sop_class_of(header) in DERIVED_CLASSES
 
 
 def _text(value) -> str:
@@ -106,21 +116,17 @@ def read_layer(path: Path, header) -> DerivedLayer:
 
 def _read_layer(path: Path, header) -> DerivedLayer:
     kind = DERIVED_CLASSES[str(header.SOPClassUID)]
-    frames: dict[int, list[int]] = {}
-    sources = set()
+    refs: dict[tuple[str, int], list[int]] = {}
     for index, item in enumerate(header.get("PerFrameFunctionalGroupsSequence", []) or []):
         for derivation in item.get("DerivationImageSequence", []) or []:
             for ref in derivation.get("SourceImageSequence", []) or []:
-                sources.add(str(ref.ReferencedSOPInstanceUID))
                 number = ref.get("ReferencedFrameNumber")
                 number = int(number[0] if isinstance(number, (list, tuple)) or type(number).__name__ == "MultiValue"
                              else number) if number not in (None, "") else 1
-                frames.setdefault(number - 1, []).append(index)
-    if not sources:
+                refs.setdefault((str(ref.ReferencedSOPInstanceUID), number), []).append(index)
+    if not refs:
         raise ValueError(f"is a {kind} that does not say which image each frame lies on "
                          "(no Derivation Image Sequence), so it cannot be drawn over its source.")
-    if len(sources) > 1:
-        raise ValueError(f"is a {kind} over {len(sources)} source images; mammolens draws layers of one image.")
     label, unit, slope, intercept = "", "", 1.0, 0.0
     if kind == "SEG":
         label = ", ".join(_text(s.get("SegmentLabel")) for s in header.get("SegmentSequence", []) or [])
@@ -135,21 +141,37 @@ def _read_layer(path: Path, header) -> DerivedLayer:
             intercept = float(mapping.get("RealWorldValueIntercept", 0.0) or 0.0)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             pass
-    return DerivedLayer(path=Path(path), kind=kind, label=label, unit=unit, source_uid=sources.pop(),
-                        rows=int(header.Rows), cols=int(header.Columns), frames=frames, slope=slope,
+    return DerivedLayer(path=Path(path), kind=kind, label=label, unit=unit,
+                        source_uids=tuple(sorted({uid for uid, _ in refs})), rows=int(header.Rows),
+                        cols=int(header.Columns), refs=refs, slope=slope,
                         intercept=intercept, fractional=str(header.get("SegmentationType", "")) == "FRACTIONAL")
 
 
 def attach_layers(images, layers: list[DerivedLayer]) -> list[DerivedLayer]:
-    """Attach each layer to the image it references (same SOP Instance UID and size); returns those
-    whose source image is not among ``images``."""
-    by_uid = {im.identity.get("SOPInstanceUID"): im for im in images if im.identity.get("SOPInstanceUID")}
+    """Attach each layer to the image it lies on: the image with its SOP Instance UID (frames by
+    number), or the legacy DBT volume whose slices have its UIDs (frames by slice); same size.
+    Returns the layers whose source image is not among ``images``."""
+    where: dict[str, tuple] = {}  # SOP Instance UID -> (image, slice index or None)
+    for im in images:
+        uids = getattr(im, "slice_uids", None)
+        if uids:
+            where.update({uid: (im, k) for k, uid in enumerate(uids) if uid})
+        elif im.identity.get("SOPInstanceUID"):
+            where[im.identity["SOPInstanceUID"]] = (im, None)
     orphans = []
     for layer in layers:
-        image = by_uid.get(layer.source_uid)
-        if image is None or (image.rows, image.cols) != (layer.rows, layer.cols) \
-                or any(k >= image.n_frames for k in layer.frames):
+        targets = {id(where[uid][0]): where[uid][0] for uid in layer.source_uids if uid in where}
+        if len(targets) != 1 or any(uid not in where for uid in layer.source_uids):
             orphans.append(layer)
             continue
+        (image,) = targets.values()
+        frames: dict[int, list[int]] = {}
+        for (uid, number), indices in layer.refs.items():
+            k = where[uid][1]
+            frames.setdefault(number - 1 if k is None else k, []).extend(indices)
+        if (image.rows, image.cols) != (layer.rows, layer.cols) or any(not 0 <= k < image.n_frames for k in frames):
+            orphans.append(layer)
+            continue
+        layer.frames = frames
         image.layers.append(layer)
     return orphans

@@ -788,4 +788,5 @@ def stack_slices(images: list[Image], headers: list[Dataset]) -> Image:
         identity=dict(first.identity),
     )
     volume.slice_files = [im.path for im in images]  # type: ignore[attr-defined]
+    volume.slice_uids = [im.identity.get("SOPInstanceUID", "") for im in images]  # type: ignore[attr-defined]
     return volume

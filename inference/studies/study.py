@@ -167,7 +167,7 @@ def _labels_beside(root: Path) -> dict[str, tuple[str, str]]:
 
 def open_path(path: str | os.PathLike, progress: Progress | None = None) -> StudySet:
     """Open a file, folder or DICOMDIR. Raises only when nothing at all can be opened."""
-    from inference.studies.derived import attach_layers, is_derived, read_layer
+    from inference.studies.derived import attach_layers, is_derived, read_layer, sop_class_of
     from inference.studies.dicom_io import open_dicom, read_header, stack_slices
 
     root = Path(path)
@@ -196,7 +196,7 @@ def open_path(path: str | os.PathLike, progress: Progress | None = None) -> Stud
                 header = read_header(f)
                 if "DirectoryRecordSequence" in header:
                     continue  # a nested DICOMDIR: its files are in the walk anyway
-                if str(header.get("SOPClassUID", "")).startswith(STRUCTURED_REPORTS):
+                if sop_class_of(header).startswith(STRUCTURED_REPORTS):
                     continue  # a structured report (e.g. analyze --dicom's) is no image and no layer
                 if is_derived(header):
                     try:
