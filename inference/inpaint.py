@@ -80,7 +80,7 @@ def inpaint_file(path: str | Path, box, out: str | Path, *, model: str | None = 
                "dmse": result.parameters["dmse"], "error_png_max": top, "scale": result.parameters["scale"],
                "box_model": result.parameters["box_model"], "bundle": result.bundle_name,
                "bundle_version": result.bundle_version, "provider": result.provider,
-               "threshold": result.threshold, "decision": result.decision}
+               "threshold": result.threshold, "decision": result.decision, "no_decision": result.no_decision}
     files = {"original.png": png_bytes(_grey(display[rows, cols])),
              "completion.png": png_bytes(_grey(result.maps["completion"][rows, cols])),
              "error.png": png_bytes(_grey(error, top)),

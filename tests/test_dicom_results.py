@@ -221,8 +221,9 @@ def test_analyze_all_slices_gives_one_multi_frame_object_of_every_slice(tmp_path
     out = tmp_path / "out"
     assert main(["analyze", str(source), "--out", str(out), "--all-slices", "--dicom"]) == 0
     summary = json.loads((out / "results.json").read_text())
-    stem = summary["results"][0]["image"]
-    maps = np.load(out / f"{stem}_difference_volume.npy")
+    (volume_file,) = out.glob("*_difference_volume.npy")  # analyze names files by the image's UID key
+    stem = volume_file.name[: -len("_difference_volume.npy")]
+    maps = np.load(volume_file)
     pm = pydicom.dcmread(out / "dicom" / f"{stem}_pm.dcm")
     header = pydicom.dcmread(source / "DBT.dcm", stop_before_pixels=True)
     frame_of = derived_frames(pm)
