@@ -220,6 +220,17 @@ def server_named(name: str, path: str | Path | None = None) -> Server:
 # the cache
 
 
+def _missing(client, study_uid: str, cache: str | Path) -> tuple[Path, list, list]:
+    """The study's cache folder, the (series, SOP Instance UID) of its instances on the server, and
+    of those not in the cache yet (a retry fetches only those); PacsError when the server has none."""
+    folder = study_folder(cache, study_uid)
+    wanted = client.instances(study_uid)
+    if not wanted:
+        raise PacsError(f"{client.server.name}: the study is not on the server (no instance found).")
+    have = _cached(folder)
+    return folder, wanted, [(se, sop) for se, sop in wanted if sop not in have]
+
+
 def study_folder(cache: str | Path, study_uid: str) -> Path:
     """Where a study's instances go: a folder named by a hash of its Study Instance UID."""
     return Path(cache) / f"study-{hashlib.sha256(study_uid.encode()).hexdigest()[:16]}"
@@ -313,12 +324,7 @@ class DicomWebClient:
         return [(_json_value(i, "0020000E"), _json_value(i, "00080018")) for i in found or []]
 
     def pull(self, study_uid: str, cache: str | Path, progress: Progress | None = None, cancel=None) -> Path:
-        folder = study_folder(cache, study_uid)
-        wanted = self.instances(study_uid)
-        if not wanted:
-            raise PacsError(f"{self.server.name}: the study is not on the server (no instance found).")
-        have = _cached(folder)
-        todo = [(se, sop) for se, sop in wanted if sop not in have]
+        folder, wanted, todo = _missing(self, study_uid, cache)
         for i, (series_uid, sop_uid) in enumerate(todo):
             if cancel is not None:
                 cancel.raise_if_cancelled()
@@ -498,12 +504,7 @@ class DimseClient:
         return ds
 
     def pull(self, study_uid: str, cache: str | Path, progress: Progress | None = None, cancel=None) -> Path:
-        folder = study_folder(cache, study_uid)
-        wanted = self.instances(study_uid)
-        if not wanted:
-            raise PacsError(f"{self.server.name}: the study is not on the server (no instance found).")
-        have = _cached(folder)
-        todo = [(se, sop) for se, sop in wanted if sop not in have]
+        folder, wanted, todo = _missing(self, study_uid, cache)
         if todo:
             folder.mkdir(parents=True, exist_ok=True)
             (self._get if self.server.retrieve == "get" else self._move)(study_uid, todo, folder, len(wanted),

@@ -150,3 +150,12 @@ def tiny_synthesis(tmp_path_factory):
     bundle_dir = root / "models" / "tiny-synthesis"
     export_run(root / "run", bundle_dir, name="tiny-synthesis", log=lambda *a: None)
     return root, labels, bundle_dir
+
+
+def sr_content_items(ds) -> list:
+    """Every content item of a DICOM Structured Report, depth first."""
+    out = []
+    for item in ds.get("ContentSequence", []):
+        out.append(item)
+        out += sr_content_items(item)
+    return out

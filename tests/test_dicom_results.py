@@ -10,6 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.conftest import sr_content_items
 from tests.dicom_checks import assert_dciodvfy_clean
 
 
@@ -19,22 +20,15 @@ def _demo() -> Path:
     return demo_study_path()
 
 
-def _items(ds) -> list:
-    """Every content item of an SR, depth first."""
-    out = []
-    for item in ds.get("ContentSequence", []):
-        out.append(item)
-        out += _items(item)
-    return out
 
 
 def _numbers(sr, meaning: str) -> list[float]:
-    return [float(i.MeasuredValueSequence[0].NumericValue) for i in _items(sr)
+    return [float(i.MeasuredValueSequence[0].NumericValue) for i in sr_content_items(sr)
             if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeMeaning == meaning]
 
 
 def _texts(sr) -> list[str]:
-    return [str(i.TextValue) for i in _items(sr) if i.ValueType == "TEXT"]
+    return [str(i.TextValue) for i in sr_content_items(sr) if i.ValueType == "TEXT"]
 
 
 def _referenced_uids(ds) -> set[str]:
@@ -107,7 +101,7 @@ def test_analyze_dicom_objects_are_valid_and_hold_the_maps(analysed):
         sr = hd.sr.srread(out / "dicom" / f"{stem}_sr.dcm")
         assert _numbers(sr, "Anomaly score") == [pytest.approx(row["score"], rel=1e-12)]
         assert _numbers(sr, "Calibrated threshold") == [pytest.approx(bundle.calibration.threshold, rel=1e-12)]
-        decisions = [i.ConceptCodeSequence[0].CodeMeaning for i in _items(sr) if i.ValueType == "CODE"
+        decisions = [i.ConceptCodeSequence[0].CodeMeaning for i in sr_content_items(sr) if i.ValueType == "CODE"
                      and i.ConceptNameCodeSequence[0].CodeMeaning == "Calibrated decision"]
         assert decisions == [row["decision"].capitalize()]
         texts = _texts(sr)

@@ -11,6 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.conftest import sr_content_items
 from tests.orthanc import PASSWORD, USER, free_port, start_orthanc
 
 PASSWORD_ENV = "MAMMOLENS_TEST_PACS_PASSWORD"
@@ -178,7 +179,7 @@ def test_cli_and_round_trip_of_results(orthanc, tmp_path, capsys):
     assert seg.SegmentSequence[0].SegmentAlgorithmName == "healthygan-phantom"
     sr = hd.sr.srread(back / f"{sr_uid}.dcm")
     summary = json.loads((tmp_path / "maps" / "results.json").read_text())
-    scores = [float(i.MeasuredValueSequence[0].NumericValue) for i in _items(sr) if i.ValueType == "NUM"
+    scores = [float(i.MeasuredValueSequence[0].NumericValue) for i in sr_content_items(sr) if i.ValueType == "NUM"
               and i.ConceptNameCodeSequence[0].CodeMeaning == "Anomaly score"]
     assert scores == [pytest.approx(summary["results"][0]["score"], rel=1e-12)]
     for name in ("web", "dimse"):  # and the other protocol finds them too
@@ -187,12 +188,6 @@ def test_cli_and_round_trip_of_results(orthanc, tmp_path, capsys):
     assert os.environ[PASSWORD_ENV] == PASSWORD
 
 
-def _items(ds) -> list:
-    out = []
-    for item in ds.get("ContentSequence", []):
-        out.append(item)
-        out += _items(item)
-    return out
 
 
 def test_configuration_errors_are_one_sentence(tmp_path):
