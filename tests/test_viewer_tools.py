@@ -434,7 +434,10 @@ def test_an_undecodable_view_says_so_and_the_others_show(qtbot, tmp_path, monkey
     ds = pydicom.dcmread(demo_study_path() / "MG_LMLO.dcm")
     ds.decompress() if ds.file_meta.TransferSyntaxUID.is_compressed else None
     ds.compress(RLELossless)
-    ds.PixelData = encapsulate([b"\x01\x00\x00\x00" + bytes(60) + b"\xff" * 200])  # an RLE header pointing nowhere
+    # a well-formed RLE header (two segments, as 16-bit pixels have) over bytes that decode to too few pixels:
+    # the header check lets it through, the decode fails
+    header = (2).to_bytes(4, "little") + (64).to_bytes(4, "little") + (100).to_bytes(4, "little") + bytes(52)
+    ds.PixelData = encapsulate([header + b"\xff" * 200])
     ds.save_as(tmp_path / "MG_LMLO.dcm")
 
     monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
