@@ -75,7 +75,7 @@ def _parameter_flags(p: argparse.ArgumentParser, parameters, note: str = "") -> 
 def _method_arguments(p: argparse.ArgumentParser, capability: str | None) -> None:
     """--method, --model and one flag per run parameter of the methods that can do ``capability``
     (None: every method with an engine)."""
-    from inference.methods import method_names, with_capability
+    from inference.methods import DEVICE, method_names, with_capability
 
     specs = with_capability(capability)
     p.add_argument("--method", default=specs[0].method,
@@ -83,9 +83,12 @@ def _method_arguments(p: argparse.ArgumentParser, capability: str | None) -> Non
     p.add_argument("--model", help="bundle folder or name (default: the first bundle of the method)")
     seen = set()
     for spec in specs:
-        fresh = [param for param in spec.parameters if param.name not in seen and param.name != "map"]
-        seen.update(param.name for param in fresh)
-        _parameter_flags(p, fresh, spec.title if len(specs) > 1 and spec.parameters[0] in fresh else "")
+        for param in spec.parameters:
+            if param.name in seen or param.name == "map":  # the map shown is the viewer's choice
+                continue
+            seen.add(param.name)
+            # a method's own flag says whose it is; --device is every method's
+            _parameter_flags(p, [param], spec.title if len(specs) > 1 and param is not DEVICE else "")
 
 
 def _method_for(args, capability: str):
