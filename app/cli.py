@@ -57,6 +57,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0.0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a scale (a number >= 0, 1 = unchanged)")
+    return value
+
+
 def _trainable_names() -> list[str]:
     from inference.methods import trainable
 
@@ -147,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--foreign-objects", type=_fraction, default=0.0, metavar="FRACTION",
                    help="fraction of the 2D images that get one metal biopsy clip or skin marker "
                         "(labelled foreign_object, never a lesion; default 0)")
+    p.add_argument("--lesion-contrast", type=_scale, default=1.0, metavar="SCALE",
+                   help="multiply every lesion's contrast (its change to the tissue) by SCALE; the same seed "
+                        "keeps the same anatomy, lesion shapes and places (default 1, the realistic lesions)")
+    p.add_argument("--lesion-size", type=_scale, default=1.0, metavar="SCALE",
+                   help="multiply every lesion's lengths by SCALE, keeping its shape, texture and contrast "
+                        "(default 1)")
     p.add_argument("--demo", action="store_true",
                    help="write the bundled demo study instead (one patient, 4 views + 1 DBT); other options ignored")
 
@@ -411,7 +427,8 @@ def _phantom(args) -> int:
         lesion_fraction=args.lesion_fraction, classes=args.classes, lesion_views=args.lesion_views, shape=args.shape,
         pixel_spacing=args.spacing, dbt=args.dbt, dbt_slices=args.dbt_slices, dbt_shape=args.dbt_shape,
         legacy_dbt=args.legacy_dbt, compress=args.compress, bits_stored=args.bits, seed=args.seed,
-        splits=args.splits, foreign_objects=args.foreign_objects, progress=console_progress,
+        splits=args.splits, foreign_objects=args.foreign_objects, lesion_contrast=args.lesion_contrast,
+        lesion_size=args.lesion_size, progress=console_progress,
     )
     print(file=sys.stderr)
     images = len({r.path for r in rows})
