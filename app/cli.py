@@ -226,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where ONNX Runtime runs the model (default auto: the GPU when it works, else CPU)")
 
     p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
-    p.add_argument("--labels", type=Path, required=True,
-                   help="labels CSV with a split column (`mammolens phantom --splits` or `dataset import` write one)")
+    p.add_argument("--labels", type=Path,
+                   help="labels CSV with a split column (`mammolens phantom --splits` or `dataset import` write one); "
+                        "required unless --sweep")
     p.add_argument("--split", default="test", help="the held-out split scored (default test; never tune on it)")
     _method_arguments(p)
     p.add_argument("--json", type=Path, help="also write the full report here")
@@ -241,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the supervised ceiling for the card (needs torch; default on)")
     p.add_argument("--object-patients", type=int, default=10,
                    help="phantom patients (4 views each) for the foreign-object check; 0 skips it (default 10)")
+    p.add_argument("--sweep", metavar="AXIS=V1,V2,...",
+                   help="contrast-detail curves instead of a card: write the phantom at every lesion contrast (or "
+                        "size) scale, same seeds, and measure the method, its model-free baseline, the supervised "
+                        "ceiling and a channelized Hotelling observer at each (e.g. contrast=0,1,2,4,8)")
+    p.add_argument("--sweep-out", type=Path, default=Path("contrast-detail"),
+                   help="sweep: folder for the phantoms and contrast_detail.json/.md/.png (default ./contrast-detail)")
+    p.add_argument("--sweep-patients", type=int, default=40,
+                   help="sweep: phantom patients per setting, 4 views each, all with a lesion in one breast (default 40)")
+    p.add_argument("--sweep-shape", type=_shape, default=(512, 416), help="sweep: phantom image size (default 512x416)")
+    p.add_argument("--sweep-spacing", type=float, default=0.4, help="sweep: phantom pixel spacing in mm (default 0.4)")
+    p.add_argument("--sweep-seed", type=int, default=7, help="sweep: phantom seed (default 7)")
+    p.add_argument("--ceiling-epochs", type=int, default=30, help="epochs of the supervised ceiling (default 30)")
 
     p = sub.add_parser(
         "synthesize", help="generate synthetic lesion patches with a synthesis bundle and export them (PNG, DICOM, CSV)",
@@ -440,6 +453,32 @@ def _phantom(args) -> int:
     return 0
 
 
+def _sweep(args, spec) -> int:
+    """`evaluate --sweep`: contrast-detail curves of one bundle (training.contrast_detail)."""
+    try:
+        from training.contrast_detail import contrast_detail_sweep, markdown, parse_sweep
+    except ImportError as exc:
+        raise SystemExit(f"mammolens: the sweep trains the supervised ceiling and needs torch ({exc})") from None
+    from app.analysis import load_engine
+
+    try:
+        axis, values = parse_sweep(args.sweep)
+    except ValueError as exc:
+        raise SystemExit(f"mammolens: {exc}") from None
+    if spec.generates_patches:
+        raise SystemExit(f"mammolens: {spec.title} generates patches; it has no detection curve to sweep")
+    engine = load_engine(spec.method, args.model, getattr(args, "param_device", None) or "auto")
+    report = contrast_detail_sweep(engine, args.sweep_out, axis=axis, values=values, patients=args.sweep_patients,
+                                   shape=args.sweep_shape, spacing=args.sweep_spacing, seed=args.sweep_seed,
+                                   parameters={k: v for k, v in _parameters(args, spec).items() if k != "device"},
+                                   ceiling=args.ceiling,
+                                   ceiling_epochs=args.ceiling_epochs, progress=console_progress)
+    print(file=sys.stderr)
+    print(markdown(report))
+    print(f"wrote {args.sweep_out / 'contrast_detail.json'}, .md and .png")
+    return 0
+
+
 def _train(args) -> int:
     from inference.methods import get
 
@@ -489,10 +528,15 @@ def _train_all(args) -> int:
 def _evaluate(args) -> int:
     import json
 
-    from app.evaluation import evaluate_bundle, format_report
     from inference.methods import get
 
     spec = get(args.method)
+    if args.sweep:
+        return _sweep(args, spec)
+    if args.labels is None:
+        raise SystemExit("mammolens: evaluate needs --labels (or --sweep for contrast-detail curves)")
+    from app.evaluation import evaluate_bundle, format_report
+
     if spec.generates_patches:  # paper 004's tables (its own options: --csv, --inception)
         from app.synthesis import evaluate_synthesis
 
