@@ -617,3 +617,25 @@ def median_box_side(boxes) -> float:
     if not sides:
         raise ValueError("there is no lesion box to take the lesion scale from.")
     return float(np.median(sides))
+
+
+def random_box_null(maps, masks, labels: Sequence[str], boxes, *, n: int | None = None, seed: int = 0) -> dict:
+    """The random-box null of a whole set: each lesion image's first box ranked in its own breast.
+
+    ``maps`` (N, H, W) in model space (NaN where the method has no data), ``masks`` the breast
+    masks, ``labels`` the image classes (``"normal"`` images are skipped) and ``boxes`` the lesion
+    boxes per image. Each lesion image contributes :func:`box_percentile` of its first box (its
+    other boxes excluded from the placements) on its reached breast pixels; the result is
+    :func:`percentile_test` of those percentiles, overall and per class, plus ``percentiles``.
+    """
+    out, classes = [], []
+    for m, b, label, bs in zip(maps, masks, labels, boxes):
+        if label == NORMAL_CLASS or not bs:
+            continue
+        m = np.asarray(m, dtype=np.float64)
+        reached = np.asarray(b, dtype=bool) & np.isfinite(m)
+        out.append(box_percentile(np.nan_to_num(m), reached, bs[0], other_boxes=bs[1:], n=n, seed=seed)["percentile"])
+        classes.append(str(label))
+    result = percentile_test(out, classes)
+    result["percentiles"] = out
+    return result

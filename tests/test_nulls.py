@@ -25,6 +25,7 @@ from inference.metrics import (
     median_box_side,
     paired_auc_test,
     percentile_test,
+    random_box_null,
     roc_auc,
 )
 
@@ -126,6 +127,30 @@ def test_box_percentile_ranks_a_hot_box_first_and_a_plain_box_near_the_middle():
     # a box off the breast has no mean; a box too large for the breast has no placement
     assert np.isnan(box_percentile(values, np.zeros_like(breast), box)["percentile"])
     assert box_percentile(values, breast, (0, 0, 64, 64))["placements"] == 0
+
+
+def test_random_box_null_of_a_set_finds_maps_that_follow_the_lesions_per_class():
+    rng = np.random.default_rng(6)
+    breast = _breast()
+    labels, boxes, maps = [], [], []
+    for i in range(24):
+        m = rng.gamma(1.0, 1.0, (64, 64))
+        if i % 3 == 2:
+            labels.append("normal")
+            boxes.append([])
+        else:
+            r, c = rng.integers(10, 40, 2)
+            box = (float(c), float(r), c + 8.0, r + 8.0)
+            if i % 3 == 0:  # the "mass" images: the map lights up on the lesion
+                m[r:r + 8, c:c + 8] += 2.0
+            labels.append("mass" if i % 3 == 0 else "asymmetry")
+            boxes.append([box])
+        m[:2, :2] = np.nan  # a sliding-window map has no data in places
+        maps.append(m)
+    out = random_box_null(np.stack(maps), np.stack([breast] * 24), labels, boxes)
+    assert out["n"] == 16 and len(out["percentiles"]) == 16
+    assert out["per_class"]["mass"]["median"] == 1.0 and out["per_class"]["mass"]["p_value"] < 0.01
+    assert out["per_class"]["asymmetry"]["p_value"] > 0.05
 
 
 def test_a_map_that_follows_dense_tissue_beats_the_normals_null_but_not_the_same_breast_null():

@@ -101,25 +101,12 @@ def _focal(maps, masks) -> np.ndarray:
     return np.array([focal_score(np.nan_to_num(m), b & np.isfinite(m)) for m, b in zip(maps, masks)])
 
 
-def _box_percentiles(maps, data) -> tuple[list[float], list[str]]:
-    from inference.metrics import box_percentile
-
-    out, classes = [], []
-    for m, b, label, boxes in zip(maps, data.masks, data.labels, data.boxes):
-        if label == "normal" or not boxes:
-            continue
-        reached = b & np.isfinite(m)
-        out.append(box_percentile(np.nan_to_num(m), reached, boxes[0], other_boxes=boxes[1:])["percentile"])
-        classes.append(label)
-    return out, classes
-
-
 def measure_setting(engine, labels: Path, *, parameters: dict | None = None, ceiling: bool = True,
                     ceiling_epochs: int = 30, cho_channels: int = 6, device: str = "cpu", seed: int = 0,
                     progress=None) -> dict:
     """The four readers' AUCs (with intervals) on the test split of one labels file."""
     from inference.baselines import baseline_for
-    from inference.metrics import compare_with_baseline, percentile_test
+    from inference.metrics import compare_with_baseline, random_box_null
     from inference.observers import cho_on_sets
     from training.datasets import load_images
 
@@ -134,16 +121,14 @@ def measure_setting(engine, labels: Path, *, parameters: dict | None = None, cei
     method_focal = _focal(maps, test.masks)
     out["method"] = _auc_block(truth, method_scores)
     out["method_focal"] = _auc_block(truth, method_focal)
-    percentiles, classes = _box_percentiles(maps, test)
-    out["method"]["box_percentile"] = percentile_test(percentiles, classes)
+    out["method"]["box_percentile"] = random_box_null(maps, test.masks, test.labels, test.boxes)
     out["method"]["seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     base = baseline_for(engine, train.boxes, stride=parameters.get("stride"))
     base_maps = base["maps"](test.images, test.masks)
     base_focal = _focal(base_maps, test.masks)
     out["baseline"] = {**_auc_block(truth, base_focal), "name": base["name"], "description": base["description"]}
-    percentiles, classes = _box_percentiles(base_maps, test)
-    out["baseline"]["box_percentile"] = percentile_test(percentiles, classes)
+    out["baseline"]["box_percentile"] = random_box_null(base_maps, test.masks, test.labels, test.boxes)
     out["baseline"]["seconds"] = time.perf_counter() - t0
     out["method_vs_baseline_focal"] = compare_with_baseline(truth, method_focal, base_focal)["auc"]
     if progress:
