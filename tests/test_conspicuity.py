@@ -120,3 +120,16 @@ def test_phantom_command_takes_the_scales(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["phantom", "--out", str(out), "--lesion-contrast", "-2"])
     assert "is not a scale" in capsys.readouterr().err
+
+
+def test_dbt_volumes_take_the_scales_too():
+    from training.phantom import simulate_dbt
+
+    kw = dict(shape=(128, 104), n_slices=12, pixel_spacing=0.8)
+    plain = simulate_dbt(2, lesion_classes=(), **kw)
+    hidden = simulate_dbt(2, lesion_classes=("mass",), lesion_contrast=0.0, **kw)
+    k = int(hidden.lesions[0].z_center)
+    np.testing.assert_array_equal(hidden.frame(k), plain.frame(k))  # contrast 0: no lesion in any slice
+    one = simulate_dbt(2, lesion_classes=("mass",), **kw).lesions[0]
+    big = simulate_dbt(2, lesion_classes=("mass",), lesion_size=1.5, **kw).lesions[0]
+    assert big.size_mm == pytest.approx(1.5 * one.size_mm) and big.mask.sum() > 1.5 * one.mask.sum()
