@@ -61,6 +61,10 @@ def test_a_tiny_sweep_of_the_shipped_bundle_writes_its_table_and_plot(tmp_path):
         pixels = np.asarray(png.convert("RGB"))
     assert (np.abs(pixels.astype(int) - (214, 39, 40)).sum(-1) < 10).sum() > 50  # the CHO curve is drawn
     assert plot_png(saved)[:8] == b"\x89PNG\r\n\x1a\n"
+    # run again into the same folder: the measured settings are kept, nothing is measured twice
+    again = contrast_detail_sweep(engine, tmp_path / "cd", values=(0, 6), patients=10, shape=(256, 208),
+                                  spacing=0.8, splits=(0.5, 0.0, 0.5), classes=("mass",), ceiling=False, seed=3)
+    assert again["settings"] == saved["settings"]
 
 
 def test_evaluate_sweep_refuses_a_bad_axis_and_needs_labels_otherwise(capsys):

@@ -163,7 +163,10 @@ def contrast_detail_sweep(engine, out_dir, *, axis: str = "contrast", values: Se
     ``engine`` is a loaded method engine (its ``score_prepared`` / ``map_prepared`` and bundle);
     the phantom recipe (patients x 2 views x 2 breasts, ``lesion_fraction`` of the patients with
     a lesion in ``lesion_views``, the classes cycling through ``classes`` (default all four), split
-    by patient) is the same at every setting, and lesion-free images are written once and reused. Returns the report that is also written under ``out_dir``.
+    by patient) is the same at every setting, and lesion-free images are written once and reused.
+    The report is written under ``out_dir`` after every setting; a sweep run again into the same
+    folder with the same recipe keeps the settings it measured already (a killed sweep resumes).
+    Returns the report.
     """
     from training.phantom import generate_dataset
 
@@ -179,8 +182,13 @@ def contrast_detail_sweep(engine, out_dir, *, axis: str = "contrast", values: Se
         recipe["classes"] = tuple(classes)
     settings, previous = [], None
     started = time.perf_counter()
+    done = _measured(out, engine, axis, recipe, parameters, ceiling_epochs if ceiling else None)
     for k, value in enumerate(values):
         folder = out / "data" / f"{axis}-{value:g}"
+        if value in done and (folder / "labels.csv").is_file():
+            settings.append(done[value])
+            previous = folder
+            continue
         scale = {"lesion_contrast": value} if axis == "contrast" else {"lesion_size": value}
         t0 = time.perf_counter()
         if not (folder / "labels.csv").is_file():
@@ -193,22 +201,45 @@ def contrast_detail_sweep(engine, out_dir, *, axis: str = "contrast", values: Se
                                  ceiling_epochs=ceiling_epochs, cho_channels=cho_channels, device=device,
                                  seed=int(seed))
         settings.append({axis: value, "phantom_seconds": phantom_seconds, **result})
+        report = _report(engine, axis, values[: k + 1], recipe, parameters, ceiling, ceiling_epochs, settings,
+                         time.perf_counter() - started)
+        write_outputs(out, report)  # after every setting: a long sweep shows what it has so far
+    report = _report(engine, axis, values, recipe, parameters, ceiling, ceiling_epochs, settings,
+                     time.perf_counter() - started)
+    write_outputs(out, report)
+    return report
+
+
+def _measured(out: Path, engine, axis, recipe, parameters, ceiling_epochs) -> dict[float, dict]:
+    """The settings an earlier sweep into ``out`` measured with the same bundle and recipe."""
+    try:
+        old = json.loads((out / "contrast_detail.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    same = (old.get("bundle") == engine.bundle.name and old.get("axis") == axis
+            and old.get("phantom") == {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.items()}
+            and old.get("parameters") == dict(parameters or {}) and old.get("ceiling_epochs") == ceiling_epochs)
+    return {float(s[axis]): s for s in old.get("settings", [])} if same else {}
+
+
+def _report(engine, axis, values, recipe, parameters, ceiling, ceiling_epochs, settings, seconds) -> dict:
     readers = [r for r in READERS if all(r in s for s in settings)]
+    shape, splits = recipe["shape"], recipe["splits"]
     report = {
         "bundle": engine.bundle.name, "method": getattr(engine, "method", ""), "resolution": int(engine.resolution),
         "axis": axis, "values": list(values), "target_auc": TARGET_AUC,
-        "phantom": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.items()}},
+        "phantom": {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.items()},
         "parameters": dict(parameters or {}), "ceiling_epochs": ceiling_epochs if ceiling else None,
         "settings": settings,
         "threshold": {r: threshold_conspicuity(values, [s[r]["auc"] for s in settings]) for r in readers},
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
     }
-    report["command_recipe"] = (f"mammolens phantom --n {patients} --views CC,MLO --lateralities L,R --lesion-fraction "
-                                f"{lesion_fraction:g} --lesion-views {lesion_views} --shape {shape[0]}x{shape[1]} "
-                                + (f"--classes {','.join(classes)} " if classes is not None else "")
-                                + f"--spacing {spacing:g} --seed {seed} --splits {','.join(f'{s:g}' for s in splits)} "
-                                f"--lesion-{axis} VALUE")
-    write_outputs(out, report)
+    report["command_recipe"] = (f"mammolens phantom --n {recipe['n']} --views CC,MLO --lateralities L,R "
+                                f"--lesion-fraction {recipe['lesion_fraction']:g} --lesion-views {recipe['lesion_views']} "
+                                f"--shape {shape[0]}x{shape[1]} "
+                                + (f"--classes {','.join(recipe['classes'])} " if "classes" in recipe else "")
+                                + f"--spacing {recipe['pixel_spacing']:g} --seed {recipe['seed']} "
+                                f"--splits {','.join(f'{x:g}' for x in splits)} --lesion-{axis} VALUE")
     return report
 
 
