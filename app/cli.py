@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-out", type=Path, default=Path("contrast-detail"),
                    help="sweep: folder for the phantoms and contrast_detail.json/.md/.png (default ./contrast-detail)")
     p.add_argument("--sweep-patients", type=int, default=40,
-                   help="sweep: phantom patients per setting, 4 views each, all with a lesion in one breast (default 40)")
+                   help="sweep: phantom patients per setting, 4 views each, all with a lesion in one breast "
+                        "(default 40)")
     p.add_argument("--sweep-shape", type=_shape, default=(512, 416), help="sweep: phantom image size (default 512x416)")
     p.add_argument("--sweep-spacing", type=float, default=0.4, help="sweep: phantom pixel spacing in mm (default 0.4)")
     p.add_argument("--sweep-seed", type=int, default=7, help="sweep: phantom seed (default 7)")

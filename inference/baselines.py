@@ -34,7 +34,8 @@ def _stack(images, masks) -> tuple[np.ndarray, np.ndarray]:
     return x, m
 
 
-def local_contrast_residual(image: np.ndarray, breast: np.ndarray, scale: float, noise_sigma: float = 1.0) -> np.ndarray:
+def local_contrast_residual(image: np.ndarray, breast: np.ndarray, scale: float,
+                            noise_sigma: float = 1.0) -> np.ndarray:
     """``|g_s(x) - g_L(x)|`` on the breast (0 outside), float32; ``scale`` = L in pixels (lesion scale)."""
     from scipy.ndimage import gaussian_filter
 

@@ -235,7 +235,8 @@ def _report(engine, axis, values, recipe, parameters, ceiling, ceiling_epochs, s
         "seconds": seconds,
     }
     report["command_recipe"] = (f"mammolens phantom --n {recipe['n']} --views CC,MLO --lateralities L,R "
-                                f"--lesion-fraction {recipe['lesion_fraction']:g} --lesion-views {recipe['lesion_views']} "
+                                f"--lesion-fraction {recipe['lesion_fraction']:g} "
+                                f"--lesion-views {recipe['lesion_views']} "
                                 f"--shape {shape[0]}x{shape[1]} "
                                 + (f"--classes {','.join(recipe['classes'])} " if "classes" in recipe else "")
                                 + f"--spacing {recipe['pixel_spacing']:g} --seed {recipe['seed']} "
@@ -278,8 +279,8 @@ def markdown(report: dict) -> str:
               f"{s0['cho']['roi_size']} px, trained on the train split at the known lesion location."]
     if "ceiling" in s0:
         lines.append(f"Ceiling: {s0['ceiling']['description']}")
-    lines.append(f"Phantom at every setting: `{report['command_recipe']}` (same seeds; {report['seconds'] / 60:.1f} min "
-                 "in all).")
+    lines.append(f"Phantom at every setting: `{report['command_recipe']}` (same seeds; "
+                 f"{report['seconds'] / 60:.1f} min in all).")
     return "\n".join(lines) + "\n"
 
 
