@@ -230,7 +230,7 @@ def cho_on_sets(train, test, *, size: int | None = None, width: float | None = N
     ``train`` and ``test`` carry ``images``, ``masks``, ``labels``, ``boxes`` and ``views`` (as
     ``training.datasets.PreparedImages`` does). ``width`` defaults to the median lesion-box side of
     the training set (:func:`inference.metrics.median_box_side`), ``size`` to the even number nearest
-    ``4 * width`` (at least 16, at most the image). Returns :func:`cho_auc`'s numbers plus
+    ``4 * width`` (at least 16, at most half the image). Returns :func:`cho_auc`'s numbers plus
     ``per_class`` (each lesion class's present ROIs against all absent ones: ``n``, ``auc``) and the
     settings used.
     """
@@ -238,16 +238,17 @@ def cho_on_sets(train, test, *, size: int | None = None, width: float | None = N
 
     if width is None:
         width = median_box_side(train.boxes)
-    if size is None:
-        size = int(min(max(16, 2 * round(2 * width)), min(train.images.shape[1:])))
+    if size is None:  # at most half the image, so signal-absent ROIs still fit in normal breasts
+        size = int(min(max(16, 2 * round(2 * width)), min(train.images.shape[1:]) // 2))
     channels = laguerre_gauss_channels(size, width, n_channels)
     tp, ta, _, _, _ = known_location_rois(train.images, train.masks, train.labels, train.boxes, train.views,
                                           size=size, seed=seed)
     observer = train_cho(tp, ta, channels)
     vp, va, _, _, classes = known_location_rois(test.images, test.masks, test.labels, test.boxes, test.views,
                                                 size=size, seed=seed + 1)
-    if len(vp) == 0 or len(va) == 0:
-        raise ValueError("the test set needs lesion images with boxes and normal images for the CHO.")
+    if len(vp) < 2 or len(va) < 2:
+        raise ValueError(f"the CHO needs at least 2 lesion and 2 normal test images whose breast holds a "
+                         f"{size} px ROI at a lesion place; got {len(vp)} and {len(va)}.")
     out = cho_auc(observer, vp, va)
     scores_p, scores_a = observer.score(vp), observer.score(va)
     per_class = {}

@@ -135,3 +135,5 @@ def test_cho_on_prepared_sets_is_chance_without_lesions_and_high_with_them(ampli
         assert out["auc_ci"][0] < 0.5 < out["auc_ci"][1]
     assert out["roi_size"] >= 16 and out["channel_width"] == pytest.approx(9.0)
     assert out["per_class"]["mass"]["n"] == 60
+    wide = cho_on_sets(train, test, n_channels=3, width=40.0)  # lesions as large as the image: ROI capped
+    assert wide["roi_size"] == 32 and wide["n_absent"] >= 30
