@@ -57,6 +57,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0.0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a scale (a number >= 0, 1 = unchanged)")
+    return value
+
+
 def _trainable_names() -> list[str]:
     from inference.methods import trainable
 
@@ -192,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--foreign-objects", type=_fraction, default=0.0, metavar="FRACTION",
                    help="fraction of the 2D images that get one metal biopsy clip or skin marker "
                         "(labelled foreign_object, never a lesion; default 0)")
+    p.add_argument("--lesion-contrast", type=_scale, default=1.0, metavar="SCALE",
+                   help="multiply every lesion's contrast (its change to the tissue) by SCALE; the same seed "
+                        "keeps the same anatomy, lesion shapes and places (default 1, the realistic lesions)")
+    p.add_argument("--lesion-size", type=_scale, default=1.0, metavar="SCALE",
+                   help="multiply every lesion's lengths by SCALE, keeping its shape, texture and contrast "
+                        "(default 1)")
     p.add_argument("--demo", action="store_true",
                    help="write the bundled demo study instead (one patient, 4 views + 1 DBT); other options ignored")
 
@@ -267,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_pacs_parser(sub)
 
     p = sub.add_parser("evaluate", help="score a labels split and write the model's evaluation card")
-    p.add_argument("--labels", type=Path, required=True,
-                   help="labels CSV with a split column (`mammolens phantom --splits` or `dataset import` write one)")
+    p.add_argument("--labels", type=Path,
+                   help="labels CSV with a split column (`mammolens phantom --splits` or `dataset import` write one); "
+                        "required unless --sweep")
     p.add_argument("--split", default="test", help="the held-out split scored (default test; never tune on it)")
     _method_arguments(p, None)
     p.add_argument("--json", type=Path, help="also write the full report here")
@@ -282,6 +299,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the supervised ceiling for the card (needs torch; default on)")
     p.add_argument("--object-patients", type=int, default=10,
                    help="phantom patients (4 views each) for the foreign-object check; 0 skips it (default 10)")
+    p.add_argument("--reuse", action="append", default=[], metavar="SECTION",
+                   help="keep this section of the card already in the bundle instead of measuring it again "
+                        "(repeatable; e.g. supervised_ceiling, which the model does not change)")
+    p.add_argument("--sweep", metavar="AXIS=V1,V2,...",
+                   help="contrast-detail curves instead of a card: write the phantom at every lesion contrast (or "
+                        "size) scale, same seeds, and measure the method, its model-free baseline, the supervised "
+                        "ceiling and a channelized Hotelling observer at each (e.g. contrast=0,1,2,4,8)")
+    p.add_argument("--sweep-out", type=Path, default=Path("contrast-detail"),
+                   help="sweep: folder for the phantoms and contrast_detail.json/.md/.png (default ./contrast-detail)")
+    p.add_argument("--sweep-patients", type=int, default=40,
+                   help="sweep: phantom patients per setting, 4 views each, all with a lesion in one breast "
+                        "(default 40)")
+    p.add_argument("--sweep-shape", type=_shape, default=(512, 416), help="sweep: phantom image size (default 512x416)")
+    p.add_argument("--sweep-spacing", type=float, default=0.4, help="sweep: phantom pixel spacing in mm (default 0.4)")
+    p.add_argument("--sweep-seed", type=int, default=7, help="sweep: phantom seed (default 7)")
+    p.add_argument("--ceiling-epochs", type=int, default=30, help="epochs of the supervised ceiling (default 30)")
 
     p = sub.add_parser(
         "synthesize", help="generate synthetic lesion patches with a synthesis bundle and export them (PNG, DICOM, CSV)",
@@ -477,7 +510,8 @@ def _phantom(args) -> int:
         lesion_fraction=args.lesion_fraction, classes=args.classes, lesion_views=args.lesion_views, shape=args.shape,
         pixel_spacing=args.spacing, dbt=args.dbt, dbt_slices=args.dbt_slices, dbt_shape=args.dbt_shape,
         legacy_dbt=args.legacy_dbt, compress=args.compress, bits_stored=args.bits, seed=args.seed,
-        splits=args.splits, foreign_objects=args.foreign_objects, progress=console_progress,
+        splits=args.splits, foreign_objects=args.foreign_objects, lesion_contrast=args.lesion_contrast,
+        lesion_size=args.lesion_size, progress=console_progress,
     )
     print(file=sys.stderr)
     images = len({r.path for r in rows})
@@ -486,6 +520,32 @@ def _phantom(args) -> int:
     print(f"wrote {images} image file(s) with {lesions} lesion(s)"
           + (f" and {objects} foreign object(s)" if objects else "")
           + f" to {args.out}; labels: {args.out / 'labels.csv'}")
+    return 0
+
+
+def _sweep(args, spec) -> int:
+    """`evaluate --sweep`: contrast-detail curves of one bundle (training.contrast_detail)."""
+    from inference.errors import MammolensError
+    from inference.methods import load_engine
+
+    try:
+        from training.contrast_detail import contrast_detail_sweep, markdown, parse_sweep
+    except ImportError as exc:
+        raise MammolensError(f"the sweep trains the supervised ceiling and needs torch ({exc}).") from None
+    try:
+        axis, values = parse_sweep(args.sweep)
+    except ValueError as exc:
+        raise MammolensError(str(exc)) from None
+    spec.require("produces_map")  # a generator has no detection curve to sweep
+    parameters = _parameters(args, spec)
+    engine = load_engine(spec.method, args.model, parameters.pop("device", "auto"))
+    report = contrast_detail_sweep(engine, args.sweep_out, axis=axis, values=values, patients=args.sweep_patients,
+                                   shape=args.sweep_shape, spacing=args.sweep_spacing, seed=args.sweep_seed,
+                                   parameters=parameters, ceiling=args.ceiling, ceiling_epochs=args.ceiling_epochs,
+                                   progress=console_progress)
+    print(file=sys.stderr)
+    print(markdown(report))
+    print(f"wrote {args.sweep_out / 'contrast_detail.json'}, .md and .png")
     return 0
 
 
@@ -557,12 +617,18 @@ def _evaluate(args) -> int:
     import json
 
     from app.evaluation import format_report
+    from inference.errors import MammolensError
     from training.evaluation import evaluate_bundle
 
     spec = _method_for(args, spec_capability(args.method))
+    if args.sweep:
+        return _sweep(args, spec)
+    if args.labels is None:
+        raise MammolensError("evaluate needs --labels (or --sweep for contrast-detail curves).")
     values = _parameters(args, spec)
     device = values.pop("device", "auto")
-    options = {"ceiling": args.ceiling, "object_patients": args.object_patients, "inception": args.inception}
+    options = {"ceiling": args.ceiling, "object_patients": args.object_patients, "inception": args.inception,
+               "reuse": args.reuse}
     report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split, device=device,
                              card=args.card, parameters=values, options=options, progress=console_progress)
     print(file=sys.stderr)

@@ -20,7 +20,13 @@ x0 y0 x1 y1    lesion (or foreign object) box in pixels of the original image, o
 cx cy r        lesion centre and radius in pixels (origin top-left)
 slice_start    DBT: first slice (0-based, inclusive) the lesion spans
 slice_end      DBT: last slice (0-based, inclusive)
+contrast       optional: the lesion's contrast scale when written by a conspicuity-controlled
+               simulator (the phantom's ``--lesion-contrast``; 1 is its realistic lesion)
+size_scale     optional: the lesion's size scale likewise (``--lesion-size``)
 =============  ==============================================================================
+
+The two optional columns are written only when some row has a value in them, so a labels file
+without conspicuity scales keeps the first seventeen columns exactly.
 
 Box and centre+radius may both be given; :meth:`LabelRow.box` derives the box from the circle
 when only the circle is known. A lesion row with neither (MIAS calcifications "widely
@@ -47,6 +53,7 @@ COLUMNS = (
     "path", "patient", "laterality", "view", "split", "label", "detail", "severity",
     "x0", "y0", "x1", "y1", "cx", "cy", "r", "slice_start", "slice_end",
 )
+OPTIONAL_COLUMNS = ("contrast", "size_scale")  # written only when some row has them
 
 
 class LabelsError(MammolensError, ValueError):
@@ -72,6 +79,8 @@ class LabelRow:
     r: float | None = None
     slice_start: int | None = None
     slice_end: int | None = None
+    contrast: float | None = None
+    size_scale: float | None = None
 
     @property
     def is_lesion(self) -> bool:
@@ -115,10 +124,14 @@ class LabelRow:
             raise LabelsError("slice_start and slice_end must be given together")
         if self.slice_start is not None and self.slice_end < self.slice_start:  # type: ignore[operator]
             raise LabelsError("slice_end is before slice_start")
+        for name in OPTIONAL_COLUMNS:
+            value = getattr(self, name)
+            if value is not None and not (value >= 0.0 and value < float("inf")):
+                raise LabelsError(f"{name} {value!r} is not a number >= 0")
 
 
 _INT_COLUMNS = {"slice_start", "slice_end"}
-_FLOAT_COLUMNS = {"x0", "y0", "x1", "y1", "cx", "cy", "r"}
+_FLOAT_COLUMNS = {"x0", "y0", "x1", "y1", "cx", "cy", "r", "contrast", "size_scale"}
 
 
 def _format(value) -> str:
@@ -139,13 +152,15 @@ def _parse(name: str, text: str):
 
 
 def dumps(rows: Iterable[LabelRow]) -> str:
+    rows = list(rows)
+    columns = COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if any(getattr(r, c) is not None for r in rows))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         row.validate()
         values = asdict(row)
-        writer.writerow([_format(values[c]) for c in COLUMNS])
+        writer.writerow([_format(values[c]) for c in columns])
     return out.getvalue()
 
 

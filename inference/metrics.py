@@ -418,3 +418,224 @@ def paired_test(a, b) -> dict:
     result = wilcoxon(x, y, alternative="two-sided")
     out.update(statistic=float(result.statistic), p_value=float(result.pvalue))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# nulls that mean something: paired AUC comparison, the random-box null, the strict object check
+
+
+def paired_auc_test(labels, scores_a, scores_b, level: float = 0.95) -> dict:
+    """DeLong's paired comparison of two scores' AUCs on the same samples (a method vs its baseline).
+
+    The two AUCs are correlated (same images), so the variance of their difference is
+    var(A) + var(B) - 2 cov(A, B), all three from DeLong's structural components (Sun & Xu's
+    midrank algorithm, as in :func:`auc_confidence_interval`); the p value is two-sided from the
+    normal approximation, as pROC's ``roc.test(method = "delong")`` reports it. Returns ``auc_a``,
+    ``auc_b``, ``difference`` (a - b), its interval ``difference_ci`` at ``level`` and ``p_value``;
+    the interval and p are NaN with a single normal or abnormal sample, p is 1 when the difference
+    and its variance are both zero (identical rankings).
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), not {level!r}.")
+    y, a = _check_both(labels, scores_a)
+    _, b = _check_both(labels, scores_b)
+    comps = []
+    for s in (a, b):
+        x, yy = s[y], s[~y]
+        m, n = x.size, yy.size
+        t_z = _midranks(np.r_[x, yy])
+        comps.append(((t_z[:m] - _midranks(x)) / n, 1.0 - (t_z[m:] - _midranks(yy)) / m))
+    (v10a, v01a), (v10b, v01b) = comps
+    auc_a, auc_b = float(v10a.mean()), float(v10b.mean())
+    diff = auc_a - auc_b
+    nan = float("nan")
+    out = {"auc_a": auc_a, "auc_b": auc_b, "difference": diff, "difference_ci": [nan, nan], "p_value": nan}
+    m, n = v10a.size, v01a.size
+    if m < 2 or n < 2:
+        return out
+    s10 = np.cov(np.vstack([v10a, v10b]), ddof=1)
+    s01 = np.cov(np.vstack([v01a, v01b]), ddof=1)
+    var = float((s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n)
+    if var <= 1e-15:
+        out.update(difference_ci=[diff, diff], p_value=1.0 if abs(diff) < 1e-12 else 0.0)
+        return out
+    sd = math.sqrt(var)
+    z = NormalDist().inv_cdf(0.5 + float(level) / 2.0)
+    out.update(difference_ci=[diff - z * sd, diff + z * sd], p_value=float(2 * NormalDist().cdf(-abs(diff) / sd)))
+    return out
+
+
+def compare_with_baseline(labels, method_scores, baseline_scores, method_ratios=None, baseline_ratios=None) -> dict:
+    """Does the method beat its model-free baseline on the same images and boxes?
+
+    ``auc``: :func:`paired_auc_test` of the two image scores (a = method, b = baseline);
+    ``ratios`` (when both ratio lists are given, one per lesion box, the same boxes):
+    :func:`paired_test` of the method's box ratios against the baseline's (Wilcoxon).
+    """
+    out = {"auc": paired_auc_test(labels, method_scores, baseline_scores)}
+    if method_ratios is not None and baseline_ratios is not None:
+        out["ratios"] = paired_test(method_ratios, baseline_ratios)
+    return out
+
+
+def footprint_percentile(values, breast_mask, footprint, *, exclude=None, n: int | None = None, seed: int = 0,
+                         min_inside: float = 0.9) -> dict:
+    """Where the map's mean on ``footprint`` ranks among the same footprint placed elsewhere in the breast.
+
+    ``footprint`` is a boolean mask of the map's shape (a lesion box, a foreign object's pixels).
+    Every shift of it that keeps at least ``min_inside`` of its pixels on breast tissue and
+    touches no pixel of ``exclude`` (default: the footprint itself; pass the union of all lesion
+    boxes of the image) is a placement of the null; each placement's statistic is the mean of the
+    map over its breast pixels, like the footprint's own. ``n=None`` takes every placement (the
+    exact null of this breast); ``n`` draws that many at random (seeded) instead. Returns
+    ``percentile`` (the share of placements below the footprint's mean, ties 0.5: 0.5 is chance,
+    1 the hottest spot of the breast), ``value`` (the footprint's mean), ``null_median`` and
+    ``placements``; the percentile is NaN when no placement fits.
+    """
+    from scipy.signal import fftconvolve
+
+    v, mask = _check_map(values, breast_mask)
+    fp = np.asarray(footprint, dtype=bool)
+    if fp.shape != v.shape:
+        raise ValueError(f"the footprint must have the map's shape {v.shape}, got {fp.shape}.")
+    own = fp & mask
+    nan = float("nan")
+    if not own.any():
+        return {"percentile": nan, "value": nan, "null_median": nan, "placements": 0}
+    value = float(v[own].mean())
+    rows, cols = np.nonzero(fp)
+    r0, c0 = rows.min(), cols.min()
+    kernel = fp[r0:rows.max() + 1, c0:cols.max() + 1].astype(np.float64)
+    kh, kw = kernel.shape
+    area = float(kernel.sum())
+    excl = fp if exclude is None else (np.asarray(exclude, dtype=bool) | fp)
+
+    def under(field):  # sum of ``field`` under the footprint for every top-left corner (valid shifts)
+        return fftconvolve(field.astype(np.float64), kernel[::-1, ::-1], mode="valid")
+
+    breast_count = np.rint(under(mask))  # counts: integers up to the FFT's rounding
+    sums = under(np.where(mask, v, 0.0))
+    touching = np.rint(under(excl))
+    ok = (breast_count >= float(min_inside) * area - 0.5) & (touching < 0.5) & (breast_count > 0.5)
+    idx = np.flatnonzero(ok)
+    if n is not None and idx.size > int(n):
+        idx = np.random.default_rng(seed).choice(idx, size=int(n), replace=False)
+    if idx.size == 0:
+        return {"percentile": nan, "value": value, "null_median": nan, "placements": 0}
+    null = sums.ravel()[idx] / breast_count.ravel()[idx]
+    tol = 1e-9 * max(1.0, abs(value))  # FFT sums carry rounding error: equal within it counts as a tie
+    below = np.count_nonzero(null < value - tol)
+    tied = np.count_nonzero(np.abs(null - value) <= tol)
+    return {"percentile": float((below + 0.5 * tied) / idx.size), "value": value,
+            "null_median": float(np.median(null)), "placements": int(idx.size)}
+
+
+def box_percentile(values, breast_mask, box, *, other_boxes=(), n: int | None = None, seed: int = 0,
+                   min_inside: float = 0.9) -> dict:
+    """The random-box null in the same breast: :func:`footprint_percentile` of one lesion box.
+
+    The box (x0, y0, x1, y1), rounded outward as in :func:`box_ratio`, is laid at every position
+    (or ``n`` random ones) on tissue of the same breast that overlaps neither it nor
+    ``other_boxes`` (the image's other lesions). A map that merely follows dense tissue or the
+    heavy tail of its values ranks a lesion box near 0.5; one that finds lesions ranks it near 1.
+    """
+    v = np.asarray(values)
+    own = _box_union(v.shape, box)
+    others = _box_union(v.shape, other_boxes) if len(other_boxes) else None
+    return footprint_percentile(values, breast_mask, own, exclude=others, n=n, seed=seed, min_inside=min_inside)
+
+
+def percentile_test(percentiles, classes: Sequence[str] | None = None) -> dict:
+    """Across images: are the boxes' percentiles above chance (0.5)? Overall and per class.
+
+    A two-sided one-sample Wilcoxon signed-rank test of ``percentile - 0.5`` (NaN percentiles,
+    boxes with no placement, are left out). Returns ``n``, ``median``, ``mean``, ``p_value`` and
+    ``share_above_0.5``; with ``classes`` (one per percentile) also ``per_class`` with the same
+    fields per lesion class.
+    """
+    p = np.asarray(percentiles, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"percentiles must be a 1-D sequence, got shape {p.shape}.")
+    if classes is not None and len(classes) != p.size:
+        raise ValueError(f"classes must name one class per percentile, got {len(classes)} for {p.size}.")
+
+    def block(x) -> dict:
+        x = x[np.isfinite(x)]
+        nan = float("nan")
+        if x.size == 0:
+            return {"n": 0, "median": nan, "mean": nan, "p_value": nan, "share_above_0.5": nan}
+        test = paired_test(x, np.full(x.size, 0.5))
+        return {"n": int(x.size), "median": float(np.median(x)), "mean": float(x.mean()),
+                "p_value": test["p_value"], "share_above_0.5": float(np.mean(x > 0.5))}
+
+    out = block(p)
+    if classes is not None:
+        names = np.asarray([str(c) for c in classes], dtype=object)
+        out["per_class"] = {c: block(p[names == c]) for c in sorted(set(names))}
+    return out
+
+
+def foreign_object_verdict(ratios, twin_ratios, percentiles, scores: dict | None = None, *, factor: float = 2.0,
+                           alpha: float = 0.05) -> dict:
+    """The strict plumbing check: a foreign object must be *hot*, not merely less cold than on its twin.
+
+    Per object image: ``ratios[i]`` = mean map on the object's footprint / mean on the rest of
+    the breast, ``twin_ratios[i]`` the same pixels on the object-free twin's map, ``percentiles[i]``
+    the footprint's :func:`footprint_percentile` among same-size footprints in the same breast.
+    ``scores`` maps a score name to ``(with_object, twin)`` image scores. The map lights up when
+    the object is hotter than the rest of the breast (median ratio > 1 and percentiles above 0.5,
+    :func:`percentile_test` p < ``alpha``) AND at least ``factor`` x its twin (median ratio >=
+    factor x the twin's median, paired Wilcoxon p < ``alpha``). A score is raised when its paired
+    median difference is > 0 with p < ``alpha``. ``passed`` = lights up and some score raised.
+    An object at 0.8x the breast around it (1.6x over a twin at 0.4x) does not light up.
+    """
+    pair = paired_test(ratios, twin_ratios)
+    spot = percentile_test(percentiles)
+    hotter = bool(np.isfinite(pair["median_a"]) and pair["median_a"] > 1.0 and spot["median"] > 0.5
+                  and np.isfinite(spot["p_value"]) and spot["p_value"] < alpha)
+    above_twin = bool(np.isfinite(pair["median_a"]) and pair["median_a"] >= factor * pair["median_b"]
+                      and np.isfinite(pair["p_value"]) and pair["p_value"] < alpha)
+    raised = {}
+    for name, (with_object, twin) in (scores or {}).items():
+        test = paired_test(with_object, twin)
+        raised[name] = {**test, "raised": bool(test["median_of_differences"] > 0 and test["p_value"] < alpha)}
+    lights_up = hotter and above_twin
+    return {"n": pair["n"], "ratio_median": pair["median_a"], "twin_ratio_median": pair["median_b"],
+            "ratio_vs_twin_p_value": pair["p_value"], "percentile_median": spot["median"],
+            "percentile_p_value": spot["p_value"], "hotter_than_breast": hotter, "above_twin": above_twin,
+            "lights_up": lights_up, "scores": raised,
+            "passed": bool(lights_up and any(r["raised"] for r in raised.values()))}
+
+
+def median_box_side(boxes) -> float:
+    """The median side (square root of the area) of lesion boxes, one list of (x0, y0, x1, y1) per image.
+
+    The lesion scale of a data set in its pixel grid: it sizes the local-contrast baseline and the
+    channelized Hotelling observer's channels.
+    """
+    sides = [math.sqrt(max(x1 - x0, 0.0) * max(y1 - y0, 0.0)) for bs in boxes for (x0, y0, x1, y1) in bs]
+    if not sides:
+        raise ValueError("there is no lesion box to take the lesion scale from.")
+    return float(np.median(sides))
+
+
+def random_box_null(maps, masks, labels: Sequence[str], boxes, *, n: int | None = None, seed: int = 0) -> dict:
+    """The random-box null of a whole set: each lesion image's first box ranked in its own breast.
+
+    ``maps`` (N, H, W) in model space (NaN where the method has no data), ``masks`` the breast
+    masks, ``labels`` the image classes (``"normal"`` images are skipped) and ``boxes`` the lesion
+    boxes per image. Each lesion image contributes :func:`box_percentile` of its first box (its
+    other boxes excluded from the placements) on its reached breast pixels; the result is
+    :func:`percentile_test` of those percentiles, overall and per class, plus ``percentiles``.
+    """
+    out, classes = [], []
+    for m, b, label, bs in zip(maps, masks, labels, boxes):
+        if label == NORMAL_CLASS or not bs:
+            continue
+        m = np.asarray(m, dtype=np.float64)
+        reached = np.asarray(b, dtype=bool) & np.isfinite(m)
+        out.append(box_percentile(np.nan_to_num(m), reached, bs[0], other_boxes=bs[1:], n=n, seed=seed)["percentile"])
+        classes.append(str(label))
+    result = percentile_test(out, classes)
+    result["percentiles"] = out
+    return result

@@ -37,10 +37,20 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
                           previous=previous, progress=progress, log=log)
     report = {"bundle": engine.bundle.name, "version": engine.bundle.version, "method": spec.method,
               "labels": Path(labels).name, "split": split, "provider": engine.provider, "parameters": run}
+    reuse = set(context.option("reuse", ()))
+    unknown = reuse - {s.name for s in sections_of(spec.method)} - {"budget"}
+    if unknown:
+        from inference.errors import MammolensError
+
+        raise MammolensError(f"the {spec.title} card has no section {', '.join(sorted(unknown))} to keep.")
     for section in sections_of(spec.method):
         if section.name == "image_level":  # the header's counts come with the data the image level reads
             report["n_normal"] = int(context.data.is_normal.sum())
             report["n_abnormal"] = int((~context.data.is_normal).sum())
+        if section.name in reuse and section.name in previous:  # measured by an earlier run on the same data
+            report[section.name] = previous[section.name]
+            report.setdefault("kept_from_previous_card", []).append(section.name)
+            continue
         block = section.measure(context)
         if block is not None:
             report[section.name] = block
@@ -60,6 +70,9 @@ def key_line(report: dict) -> str:
 def card_markdown(report: dict) -> str:
     lines = [f"# Evaluation card: {report['bundle']} {report['version']} ({report['method']})", "",
              f"**{report['key_line']}**", ""]
+    if report.get("kept_from_previous_card"):
+        lines += [f"Kept from the bundle's previous card (the same data, measured by an earlier run): "
+                  f"{', '.join(report['kept_from_previous_card'])}.", ""]
     for section in sections_of(report["method"]):
         if section.name in report:
             lines += section.markdown(report[section.name], report)

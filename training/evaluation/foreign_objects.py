@@ -9,10 +9,11 @@ is a few model pixels, and its bounding box, mostly tissue, would dilute what th
 Two criteria, each passed or not, with its numbers:
 
 * the map criterion: the object is HOTTER than the rest of its breast (median ratio of the mean
-  map on the footprint to the mean on the rest of the breast > 1, with the footprint's percentile
-  among same-size footprints shifted at random over the same breast) AND at least
-  :data:`FOREIGN_OBJECT_FACTOR` x the same pixels on the twin's map. An object colder than the
-  breast around it is not lit, however much colder its twin is (maps are heavy-tailed);
+  map on the footprint to the mean on the rest of the breast > 1, and the footprint's percentile
+  among every same-size placement in the same breast above 0.5, Wilcoxon p < 0.05) AND at least
+  :data:`FOREIGN_OBJECT_FACTOR` x the same pixels on the twin's map (paired p < 0.05). An object
+  colder than the breast around it is not lit, however much colder its twin is (maps are
+  heavy-tailed); :func:`inference.metrics.foreign_object_verdict` decides;
 * the score criterion: an image score rises on the object images against their twins (the paper's
   mean over the breast, which a few pixels barely move by construction, or the focal score; paired
   Wilcoxon, p < 0.05).
@@ -31,7 +32,6 @@ FOREIGN_OBJECT_PATIENTS = 10  # x 4 views: 40 images with an object, 40 twins
 FOREIGN_OBJECT_SEED = 900_001  # far from any training seed: images the model never saw
 FOREIGN_OBJECT_FACTOR = 2.0  # the map on the object at least 2x the same pixels on its twin
 FOOTPRINT_MIN = 0.02  # display units: where the object changed the model input
-RANDOM_FOOTPRINTS = 200  # same-size footprints shifted over the breast, for the percentile
 
 
 def phantom_recipe(labels: Path) -> dict:
@@ -66,32 +66,9 @@ def object_images(context, patients: int = FOREIGN_OBJECT_PATIENTS):
     return objects, twins
 
 
-def footprint_percentile(value_map: np.ndarray, breast: np.ndarray, footprint: np.ndarray, *,
-                         n: int = RANDOM_FOOTPRINTS, seed: int = 0) -> float:
-    """Percentile of the mean map on ``footprint`` among the same shape shifted at random over the breast
-    (shifts that keep it wholly on breast pixels with data); NaN when no shift fits."""
-    rows, cols = np.nonzero(footprint)
-    if rows.size == 0:
-        return float("nan")
-    h, w = breast.shape
-    rng = np.random.default_rng(seed)
-    means = []
-    for _ in range(n * 5):
-        r0 = int(rng.integers(-rows.min(), h - rows.max()))
-        c0 = int(rng.integers(-cols.min(), w - cols.max()))
-        rr, cc = rows + r0, cols + c0
-        if breast[rr, cc].all():
-            means.append(float(value_map[rr, cc].mean()))
-            if len(means) == n:
-                break
-    if not means:
-        return float("nan")
-    return float(100.0 * np.mean(np.asarray(means) < float(value_map[footprint].mean())))
-
-
 def object_check(engine, objects, twins, patients: int, parameters: dict | None = None) -> dict:
     """Both criteria on prepared object images and their twins (see the module docstring)."""
-    from inference.metrics import paired_test
+    from inference.metrics import foreign_object_verdict, footprint_percentile
 
     parameters = parameters or {}
     maps = engine.map_prepared(objects.images, objects.masks, **parameters)
@@ -112,52 +89,39 @@ def object_check(engine, objects, twins, patients: int, parameters: dict | None 
         on_object.append(float((maps[i][footprint] - twin_maps[i][footprint]).sum() / n))
         elsewhere.append(float(abs((maps[i][rest] - twin_maps[i][rest]).sum()) / n))
         peak.append(float(100.0 * np.mean(maps[i][breast] < maps[i][footprint].max())))
-        percentile.append(footprint_percentile(maps[i], breast, footprint, seed=i))
-    ratios = paired_test(ratio, null)
-    paper = paired_test(engine.score_prepared(objects.images, objects.masks, **parameters),
-                        engine.score_prepared(twins.images, twins.masks, **parameters))
-    focal = paired_test(focal_scores(maps, objects.masks), focal_scores(twin_maps, twins.masks))
-
-    def raised(test) -> bool:
-        return bool(test["median_of_differences"] > 0 and test["p_value"] < 0.05)
-
-    block = {"n": len(ratio), "footprint_pixels_median": float(np.median(sizes)) if sizes else None,
-             "ratio_median": ratios["median_a"], "null_ratio_median": ratios["median_b"],
-             "ratio_p_value": ratios["p_value"],
-             "footprint_percentile_median": float(np.nanmedian(percentile)) if percentile else None,
-             "paper_score_difference_median": paper["median_of_differences"], "paper_score_p_value": paper["p_value"],
-             "paper_score_raised": raised(paper),
-             "focal_score_difference_median": focal["median_of_differences"], "focal_score_p_value": focal["p_value"],
-             "focal_score_raised": raised(focal),
-             "mean_score_change_on_object_median": float(np.median(on_object)) if on_object else None,
-             "mean_score_change_elsewhere_abs_median": float(np.median(elsewhere)) if elsewhere else None,
-             "object_peak_percentile_median": float(np.median(peak)) if peak else None,
-             "object_peak_in_top_1_percent": int(sum(p >= 99.0 for p in peak)),
-             "data": f"{len(ratio)} phantom normals with one foreign object (seed {FOREIGN_OBJECT_SEED}, "
-                     f"{patients} patients x 4 views) against their twins without it"}
-    return judge(block)
-
-
-def judge(block: dict) -> dict:
-    """The two criteria and the verdict, from the block's numbers (also re-judges an older card)."""
-    r, null = block.get("ratio_median"), block.get("null_ratio_median")
-    hotter = r is not None and np.isfinite(r) and r > 1.0
-    above_twin = r is not None and null is not None and np.isfinite(r) and r >= FOREIGN_OBJECT_FACTOR * null
-    block["map_hotter_than_breast"] = bool(hotter)
-    block["map_above_twin"] = bool(above_twin)
-    block["lights_up"] = bool(hotter and above_twin)
-    block["score_raised"] = bool(block.get("paper_score_raised") or block.get("focal_score_raised"))
-    block["passed"] = block["lights_up"] and block["score_raised"]
-    return block
+        percentile.append(footprint_percentile(np.nan_to_num(maps[i]), breast, footprint)["percentile"])
+    scores = {"paper": (engine.score_prepared(objects.images, objects.masks, **parameters),
+                        engine.score_prepared(twins.images, twins.masks, **parameters)),
+              "focal": (focal_scores(maps, objects.masks), focal_scores(twin_maps, twins.masks))}
+    judged = foreign_object_verdict(ratio, null, percentile, scores, factor=FOREIGN_OBJECT_FACTOR)
+    paper, focal = judged["scores"]["paper"], judged["scores"]["focal"]
+    return {"n": len(ratio), "footprint_pixels_median": float(np.median(sizes)) if sizes else None,
+            "ratio_median": judged["ratio_median"], "null_ratio_median": judged["twin_ratio_median"],
+            "ratio_p_value": judged["ratio_vs_twin_p_value"],
+            "footprint_percentile_median": judged["percentile_median"],
+            "footprint_percentile_p_value": judged["percentile_p_value"],
+            "hotter_than_breast": judged["hotter_than_breast"], "above_twin": judged["above_twin"],
+            "lights_up": judged["lights_up"],
+            "paper_score_difference_median": paper["median_of_differences"], "paper_score_p_value": paper["p_value"],
+            "paper_score_raised": paper["raised"],
+            "focal_score_difference_median": focal["median_of_differences"], "focal_score_p_value": focal["p_value"],
+            "focal_score_raised": focal["raised"], "passed": judged["passed"],
+            "mean_score_change_on_object_median": float(np.median(on_object)) if on_object else None,
+            "mean_score_change_elsewhere_abs_median": float(np.median(elsewhere)) if elsewhere else None,
+            "object_peak_percentile_median": float(np.median(peak)) if peak else None,
+            "object_peak_in_top_1_percent": int(sum(p >= 99.0 for p in peak)),
+            "data": f"{len(ratio)} phantom normals with one foreign object (seed {FOREIGN_OBJECT_SEED}, "
+                    f"{patients} patients x 4 views) against their twins without it"}
 
 
 def verdict(block: dict) -> str:
     """The check's verdict in one line: each criterion passed or not, with its numbers."""
-    block = judge(dict(block))
     pct = block.get("footprint_percentile_median")
-    where = f", {fmt(pct, 0)}th percentile of same-size footprints" if pct is not None else ""
+    where = (f", footprint at the {fmt(pct, 2)} percentile of its breast (p {fmt(block.get('footprint_percentile_p_value'), 3)})"
+             if pct is not None else "")
     map_text = (f"map criterion {'passed' if block['lights_up'] else 'failed'} (object "
-                f"{fmt(block['ratio_median'], 1)}x the rest of the breast{where}; twin {fmt(block['null_ratio_median'], 1)}x; needs > 1 and >= "
+                f"{fmt(block['ratio_median'], 1)}x the rest of the breast{where}; twin "
+                f"{fmt(block['null_ratio_median'], 1)}x; needs hotter than the breast and >= "
                 f"{FOREIGN_OBJECT_FACTOR:g}x the twin)")
     raised = [name for name, key in (("mean", "paper_score_raised"), ("focal", "focal_score_raised")) if block.get(key)]
     score_text = (f"score criterion {'passed' if raised else 'failed'} ("
@@ -166,7 +130,6 @@ def verdict(block: dict) -> str:
 
 
 def object_markdown(fo: dict) -> list[str]:
-    fo = judge(dict(fo))
     pct = fo.get("footprint_percentile_median")
     lines = ["", "## Foreign-object plumbing check", "",
              fo["data"] + f"; the object's footprint in model space (median {fmt(fo['footprint_pixels_median'], 0)} "

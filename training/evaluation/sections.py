@@ -207,6 +207,15 @@ class ImageLevel(CardSection):
 # localisation
 
 
+def lesion_ratios(data, maps) -> list[float]:
+    """Paper 002's Table 2 ratio of every lesion image (mean map inside its boxes / outside, breast
+    pixels with data), in the data's order."""
+    from inference.metrics import box_ratio
+
+    return [box_ratio(maps[i], reached(maps[i], data.masks[i]), boxes) for i, boxes in enumerate(data.boxes)
+            if data.labels[i] != "normal" and boxes]
+
+
 def localisation(data, maps) -> dict:
     """Paper 002 Table 2's ratio beside the same boxes on a normal image of the same view, hit rate vs chance."""
     from inference.metrics import box_ratio, hit_rate, paired_test
@@ -348,6 +357,101 @@ class Budget(CardSection):
         return f"{block['iterations']:,} iterations" + (f" of the paper's {paper:,}" if paper else "")
 
 
-#: the sections every map method's card holds, in order (the budget is added to every card)
-DETECTION: tuple[CardSection, ...] = (ImageLevel(), Localisation(), SupervisedCeiling(), ForeignObjects())
+# ---------------------------------------------------------------------------------------------
+# nulls that mean something: random boxes in the same breast, a model-free baseline
+
+
+def percentile_rows(block: dict) -> list[str]:
+    rows = [f"| overall | {block['n']} | {fmt(block['median'])} | {fmt(block['share_above_0.5'])} | "
+            f"{fmt(block['p_value'], 3)} |"]
+    for cls, b in (block.get("per_class") or {}).items():
+        rows.append(f"| {cls} | {b['n']} | {fmt(b['median'])} | {fmt(b['share_above_0.5'])} | {fmt(b['p_value'], 3)} |")
+    return rows
+
+
+class RandomBoxNull(CardSection):
+    """Each lesion box ranked among every same-size box on tissue of the same breast (0.5: chance)."""
+
+    name = "random_box_null"
+
+    def measure(self, context):
+        from inference.metrics import random_box_null
+
+        data = context.data
+        return random_box_null(context.maps(data), data.masks, data.labels, data.boxes)
+
+    def markdown(self, block, report):
+        return ["", "## Random boxes in the same breast", "",
+                "Each lesion box's percentile among every same-size placement on tissue of the same breast (its "
+                "other boxes excluded); 0.5 is chance, 1 the hottest spot of the breast; Wilcoxon against 0.5.", "",
+                "| lesions | n | median percentile | share above 0.5 | p |", "| --- | --- | --- | --- | --- |",
+                *percentile_rows(block)]
+
+    def key_part(self, block, report):
+        return f"lesion boxes at the {fmt(block['median'])} percentile of their breast (p {fmt(block['p_value'], 3)})"
+
+
+class Baseline(CardSection):
+    """The method's model-free baseline map on the same images and boxes: does the GAN beat image processing?
+
+    ``make(engine, boxes, parameters)`` returns ``{"name", "description", "maps"}`` where
+    ``maps(images, masks)`` computes the baseline in model space; ``boxes`` are lesion boxes of a
+    split other than the one under test (val, else train), for a baseline that needs the lesion scale.
+    Both maps are scored the same way (focal score: mean of the top 1 % of the breast), ranked the
+    same way (Table 2 ratio, random-box percentile) and compared paired (DeLong for the AUCs,
+    Wilcoxon for the ratios).
+    """
+
+    name = "baseline"
+
+    def __init__(self, make):
+        self.make = make
+
+    def measure(self, context):
+        from inference.metrics import auc_confidence_interval, compare_with_baseline, random_box_null
+
+        data = context.data
+        reference = context.val if context.val is not None and any(context.val.boxes) else None
+        if reference is None:
+            from training.datasets import load_images
+
+            reference = load_images(context.labels, context.engine.resolution, splits=("train",))
+        base = self.make(context.engine, reference.boxes, context.parameters)
+        base_maps = base["maps"](data.images, data.masks)
+        maps = context.maps(data)
+        truth = (~data.is_normal).astype(int)
+        method_focal, base_focal = focal_scores(maps, data.masks), focal_scores(base_maps, data.masks)
+        comparison = compare_with_baseline(truth, method_focal, base_focal, lesion_ratios(data, maps),
+                                           lesion_ratios(data, base_maps))
+        comparison["auc"]["ci_a"] = list(auc_confidence_interval(truth, method_focal))
+        comparison["auc"]["ci_b"] = list(auc_confidence_interval(truth, base_focal))
+        return {"name": base["name"], "description": base["description"], "comparison": comparison,
+                "localisation": localisation(data, base_maps),
+                "random_box_null": random_box_null(base_maps, data.masks, data.labels, data.boxes)}
+
+    def markdown(self, block, report):
+        auc, ratios = block["comparison"]["auc"], block["comparison"].get("ratios", {})
+        method_null = report.get("random_box_null") or {}
+        method_loc = (report.get("localisation") or {}).get("overall", {})
+        base_loc = block["localisation"].get("overall", {})
+        return ["", f"## Model-free baseline: {block['name']}", "", block["description"] + ".", "",
+                "| | focal AUC (95 % CI) | Table 2 ratio, median | box percentile in its breast, median |",
+                "| --- | --- | --- | --- |",
+                f"| the method | {fmt(auc['auc_a'])} ({fmt(auc['ci_a'][0])}-{fmt(auc['ci_a'][1])}) | "
+                f"{fmt(method_loc.get('ratio_median'))} | {fmt(method_null.get('median'))} |",
+                f"| {block['name']} | {fmt(auc['auc_b'])} ({fmt(auc['ci_b'][0])}-{fmt(auc['ci_b'][1])}) | "
+                f"{fmt(base_loc.get('ratio_median'))} | {fmt(block['random_box_null']['median'])} |",
+                "", f"Paired: AUC difference {fmt(auc['difference'], 3)} (DeLong p {fmt(auc['p_value'], 3)}); "
+                    f"ratios, Wilcoxon p {fmt(ratios.get('p_value'), 3)}."]
+
+    def key_part(self, block, report):
+        auc = block["comparison"]["auc"]
+        return (f"model-free baseline ({block['name']}) focal AUC {fmt(auc['auc_b'])} vs the method's "
+                f"{fmt(auc['auc_a'])} (paired p {fmt(auc['p_value'], 2)})")
+
+
+#: the sections every map method's card holds, in order (the budget is added to every card); a
+#: method adds its :class:`Baseline` and its own sections after them
+DETECTION: tuple[CardSection, ...] = (ImageLevel(), Localisation(), RandomBoxNull(), SupervisedCeiling(),
+                                      ForeignObjects())
 BUDGET = Budget()

@@ -12,7 +12,22 @@ from __future__ import annotations
 
 from inference.methods.inpainting import HEATMAPS, SCORES
 from training.evaluation import DETECTION, CardSection
-from training.evaluation.sections import fmt, image_level, localisation
+from training.evaluation.sections import Baseline, fmt, image_level, localisation
+
+
+def biharmonic_baseline(engine, boxes, parameters) -> dict:
+    """scikit-image's biharmonic completion of the centre hole of every window the engine scores
+    (same field of view, hole, stride and breast share), its MSE in the hole drawn by the engine's
+    heatmap rule: what a learned completion must beat."""
+    from inference.baselines import biharmonic_error_maps
+
+    stride = int(engine.spec.run_arguments(parameters)["stride"])
+    fov, hole, min_breast = int(engine.fov), int(engine.hole), float(engine.min_breast)
+    return {"name": "biharmonic completion error", "stride": stride, "fov": fov, "hole": hole,
+            "description": f"MSE of scikit-image's biharmonic completion of the {hole} px centre hole of each "
+                           f"{fov} px breast window (stride {stride}), the engine's windows and heatmap rule",
+            "maps": lambda images, masks: biharmonic_error_maps(images, masks, fov=fov, hole=hole, stride=stride,
+                                                                min_breast=min_breast)}
 
 
 def paper_reference(engine) -> str:
@@ -92,4 +107,4 @@ class CompletionQuality(CardSection):
         return quality_markdown(block)
 
 
-SECTIONS = DETECTION + (MapVariants(), CompletionQuality())
+SECTIONS = DETECTION + (Baseline(biharmonic_baseline), MapVariants(), CompletionQuality())

@@ -67,24 +67,10 @@ def _metrics(truth: np.ndarray, filled: np.ndarray) -> dict:
             "beta": spectral_slope(filled)}
 
 
-def _biharmonic(display: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The box filled by biharmonic inpainting from a margin of half its size around it."""
-    from skimage.restoration import inpaint_biharmonic
-
-    x0, y0, x1, y1 = box
-    m = (x1 - x0) // 2
-    r0, r1 = max(0, y0 - m), min(display.shape[0], y1 + m)
-    c0, c1 = max(0, x0 - m), min(display.shape[1], x1 + m)
-    crop = display[r0:r1, c0:c1].astype(np.float64)
-    mask = np.zeros(crop.shape, bool)
-    mask[y0 - r0 : y1 - r0, x0 - c0 : x1 - c0] = True
-    filled = inpaint_biharmonic(crop, mask)
-    return np.clip(filled[y0 - r0 : y1 - r0, x0 - c0 : x1 - c0], 0, 1).astype(np.float32)
-
-
 def completion_quality(engine, labels: str | Path, *, split: str = "test", sizes=SIZES, images: int = 30,
                        seed: int = 0, progress=None) -> dict:
     """Completion quality of ``engine`` (an inpainting engine) on the normal images of ``split``."""
+    from inference.baselines import biharmonic_box
     from inference.labels import image_label, read_labels, rows_by_image
     from inference.preprocess import breast_mask
     from inference.studies.study import open_path
@@ -117,7 +103,7 @@ def completion_quality(engine, labels: str | Path, *, split: str = "test", sizes
             result = engine.complete(display, laterality, box)
             model = result.maps["completion"][r : r + s, c : c + s]
             rows_out[s]["model"].append(_metrics(truth, model))
-            rows_out[s]["biharmonic"].append(_metrics(truth, _biharmonic(display, box)))
+            rows_out[s]["biharmonic"].append(_metrics(truth, biharmonic_box(display, box)))
             rows_out[s]["truth_beta"].append(spectral_slope(truth))
             rows_out[s]["ring_beta"].append(_ring_slope(display, breast, box))
         if progress:

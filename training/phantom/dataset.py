@@ -98,6 +98,8 @@ def lesion_label_rows(
                 r=float(rec["radius"]),
                 slice_start=rec.get("slice_start"),
                 slice_end=rec.get("slice_end"),
+                contrast=rec.get("contrast"),
+                size_scale=rec.get("size_scale"),
             )
         )
     for obj in objects:
@@ -149,6 +151,31 @@ def labels_from_manifest(manifest_path) -> list[LabelRow]:
     return rows
 
 
+def _reusable_images(folder, parameters: dict, seed: int) -> dict[str, tuple[Path, dict]]:
+    """The lesion-free 2D images of an earlier data set of the same recipe: path -> (file, manifest entry)."""
+    folder = Path(folder)
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the folder to reuse images from has no readable phantom manifest ({exc}).") from exc
+    theirs = dict(data.get("parameters") or {})
+    ours = dict(parameters)
+    for key in ("lesion_contrast", "lesion_size"):
+        theirs.pop(key, None)
+        ours.pop(key, None)
+    if data.get("format") != FORMAT or data.get("seed") != seed or theirs != ours:
+        changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k)) or ["seed"]
+        raise ValueError(f"the folder to reuse images from was written with another recipe ({', '.join(changed)} "
+                         "differ); only the lesion contrast and size scales may change.")
+    out = {}
+    for entry in data.get("images", []):
+        if entry.get("kind") == "2d" and not entry.get("lesions") and not entry.get("foreign_objects"):
+            source = folder / entry["path"]
+            if source.is_file():
+                out[entry["path"]] = (source, entry)
+    return out
+
+
 def generate_dataset(
     out_dir,
     *,
@@ -171,6 +198,9 @@ def generate_dataset(
     masks: bool = True,
     foreign_objects: float = 0.0,
     foreign_object_kinds: Sequence[str] = FOREIGN_OBJECT_KINDS,
+    lesion_contrast: float = 1.0,
+    lesion_size: float = 1.0,
+    reuse=None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[LabelRow]:
     """Write a phantom data set and return its label rows (paths relative to ``out_dir``).
@@ -194,6 +224,15 @@ def generate_dataset(
     other pixel, file and label is the same as without them: the same call with
     ``foreign_objects=0`` writes each object's twin, equal outside the object's mask (the DICOM
     windows too).
+
+    ``lesion_contrast`` and ``lesion_size`` scale every lesion's conspicuity (see
+    :mod:`training.phantom.lesions`: contrast multiplies its change to the tissue map, size every
+    length); the anatomy, the splits and which images carry which class do not depend on them, so
+    one seed written at several conspicuities is a contrast-detail series. The lesion rows of the
+    labels record both (columns ``contrast`` and ``size_scale``) when either is not 1.
+    ``reuse``: a folder written by this function with the same arguments except the two scales;
+    its 2D images without a lesion (identical whatever the scales) are copied instead of
+    simulated again.
     """
     out = Path(out_dir)
     n = int(n)
@@ -220,6 +259,22 @@ def generate_dataset(
         foreign_objects > 0 and not foreign_object_kinds
     ):
         raise ValueError(f"foreign object kinds must be taken from {', '.join(FOREIGN_OBJECT_KINDS)}")
+    lesion_contrast, lesion_size = float(lesion_contrast), float(lesion_size)
+    if not (np.isfinite(lesion_contrast) and lesion_contrast >= 0):
+        raise ValueError(f"the lesion contrast scale must be a number >= 0, not {lesion_contrast!r}")
+    if not (np.isfinite(lesion_size) and lesion_size > 0):
+        raise ValueError(f"the lesion size scale must be a number above 0, not {lesion_size!r}")
+    parameters = {
+        "n": n, "views": list(views), "lateralities": list(lateralities),
+        "lesion_fraction": float(lesion_fraction), "classes": list(classes), "lesion_views": lesion_views, "shape": list(shape),
+        "pixel_spacing": float(pixel_spacing), "dbt": dbt, "dbt_slices": int(dbt_slices),
+        "dbt_shape": list(dbt_shape), "legacy_dbt": bool(legacy_dbt), "compress": compress,
+        "bits_stored": int(bits_stored), "splits": list(splits) if splits is not None else None,
+        "masks": bool(masks), "foreign_objects": float(foreign_objects),
+        "foreign_object_kinds": list(foreign_object_kinds),
+        "lesion_contrast": lesion_contrast, "lesion_size": lesion_size,
+    }
+    reusable = _reusable_images(reuse, parameters, int(seed)) if reuse is not None else {}
     out.mkdir(parents=True, exist_ok=True)
     root = np.random.SeedSequence(int(seed))
     plan = np.random.default_rng(child(root, 0))
@@ -290,14 +345,24 @@ def generate_dataset(
             else:
                 hit = ii == lesion_image
             cls = (lesion_class,) if hit else ()
+            instance_in_series[view] += 1
+            rel = f"{key}/{lat}_{view}.dcm"
+            if not cls and rel in reusable and pi * len(images_per_patient) + ii not in with_object:
+                source, entry = reusable[rel]
+                with atomic_open(out / rel, "wb") as f:
+                    f.write(source.read_bytes())
+                entries.append(dict(entry, split=split_of[key]))
+                done += 1
+                if progress is not None:
+                    progress(done, total, rel)
+                continue
             img = simulate_mammogram(
                 img_seed, view=view, laterality=lat, shape=shape, pixel_spacing=pixel_spacing,
                 lesion_classes=cls, bits_stored=bits_stored, density=density, beta=beta,
+                lesion_contrast=lesion_contrast, lesion_size=lesion_size,
             )
             if pi * len(images_per_patient) + ii in with_object:
                 img = add_foreign_object(img, img_seed, kinds=foreign_object_kinds)
-            instance_in_series[view] += 1
-            rel = f"{key}/{lat}_{view}.dcm"
             write_mammogram_dicom(
                 out / rel, img, patient_index=pi + 1, study_uid=study,
                 series_uid=series_uid_for(seed, pi + 1, view), instance=instance_in_series[view],
@@ -319,6 +384,7 @@ def generate_dataset(
         vol = simulate_dbt(
             vol_seed, view=view, laterality=lat, shape=dbt_shape, n_slices=dbt_slices,
             pixel_spacing=pixel_spacing, lesion_classes=cls, bits_stored=bits_stored,
+            lesion_contrast=lesion_contrast, lesion_size=lesion_size,
         )
         study = study_uid_for(seed, pi + 1)
         if legacy_dbt:
@@ -337,15 +403,7 @@ def generate_dataset(
         "format": FORMAT,
         "version": VERSION,
         "seed": int(seed),
-        "parameters": {
-            "n": n, "views": list(views), "lateralities": list(lateralities),
-            "lesion_fraction": float(lesion_fraction), "classes": list(classes), "lesion_views": lesion_views, "shape": list(shape),
-            "pixel_spacing": float(pixel_spacing), "dbt": dbt, "dbt_slices": int(dbt_slices),
-            "dbt_shape": list(dbt_shape), "legacy_dbt": bool(legacy_dbt), "compress": compress,
-            "bits_stored": int(bits_stored), "splits": list(splits) if splits is not None else None,
-            "masks": bool(masks), "foreign_objects": float(foreign_objects),
-            "foreign_object_kinds": list(foreign_object_kinds),
-        },
+        "parameters": parameters,
         "coordinates": "pixels, origin top-left, box x1/y1 exclusive; slices 0-based inclusive",
         "images": entries,
     }

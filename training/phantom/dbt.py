@@ -64,6 +64,8 @@ class PhantomVolume:
         bits_stored: int = 12,
         density: float | None = None,
         beta: float | None = None,
+        lesion_contrast: float = 1.0,
+        lesion_size: float = 1.0,
     ):
         shape, ps, bits, classes = check_common(view, laterality, shape, pixel_spacing, bits_stored, lesion_classes)
         n_slices = int(n_slices)
@@ -80,7 +82,8 @@ class PhantomVolume:
         self.bits_stored = bits
         self.slice_spacing = SLICE_SPACING
         thickness = n_slices * SLICE_SPACING
-        scene = draw_scene(ss, view, shape, ps, classes, density=density, beta=beta, thickness=thickness)
+        scene = draw_scene(ss, view, shape, ps, classes, density=density, beta=beta, thickness=thickness,
+                           lesion_contrast=lesion_contrast, lesion_size=lesion_size)
         bm, ff = scene.breast, scene.fields
         self._bm = bm
         self.density = bm.density

@@ -12,6 +12,19 @@ or more *components*, local patches that change the tissue attenuation map befor
 Each component has a depth offset and a depth of focus so the same lesion renders into a DBT
 slice stack (sharp at its depth, blurred and faded away from it). Geometry is drawn in the
 left-breast orientation; :func:`public_lesion` mirrors it for right breasts.
+
+Conspicuity controls (a contrast-detail study writes the same seeds at several of them):
+
+* ``contrast`` (default 1) multiplies every change the lesion makes to the tissue map: the
+  replaced path fraction ``p`` and the extra attenuation ``add`` (so the attenuation change is
+  exactly ``contrast`` times the nominal one) and the strength of a distortion's warp;
+* ``size`` (default 1) multiplies every length of the lesion (outline, margins, spicules, specks,
+  cluster spread, depth extent) by drawing it at its nominal size on a grid ``size`` times finer,
+  so each class keeps its shape, texture and per-pixel contrast.
+
+The anatomy never depends on either (its random streams are the image's, not the lesion's), so
+the same seed at several conspicuities gives the same breast; a lesion keeps its position across
+contrast scales (its placement can move with the size scale, which changes where it fits).
 """
 from __future__ import annotations
 
@@ -57,6 +70,8 @@ class PhantomLesion:
     size_mm: float = 0.0
     specks: tuple = ()
     z_center: float | None = None
+    contrast: float = 1.0  # the conspicuity scales it was drawn at (module notes)
+    size_scale: float = 1.0
 
     def to_dict(self) -> dict:
         """JSON-friendly record (no mask)."""
@@ -71,6 +86,9 @@ class PhantomLesion:
             "slice_start": self.slice_start,
             "slice_end": self.slice_end,
         }
+        if self.contrast != 1.0 or self.size_scale != 1.0:
+            out["contrast"] = round(float(self.contrast), 6)
+            out["size_scale"] = round(float(self.size_scale), 6)
         if self.specks:
             out["specks"] = [[round(float(v), 3) for v in s] for s in self.specks]
         return out
@@ -109,6 +127,8 @@ class LesionModel:
     components: list[Component] = field(default_factory=list)
     specks: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y mm, d, dz
     z_center: float = 0.0  # mm (DBT)
+    contrast: float = 1.0  # multiplies every change the lesion makes to the tissue map
+    size_scale: float = 1.0  # the lengths are size_scale x those of the nominal draw (size_mm included)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,8 +414,47 @@ def _extent(cls, detail, size):
 _MIN_SIZE = {"mass": 5.0, "calcification": 5.0, "architectural_distortion": 6.0, "asymmetry": 15.0}
 
 
-def draw_lesions(rng, bm, cf, classes, *, thickness_range=None) -> list[LesionModel]:
-    """Draw and place one lesion per requested class inside the breast (not in the muscle)."""
+def _check_scale(name: str, value) -> float:
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0.0):
+        raise ValueError(f"the lesion {name} scale must be a number >= 0, not {value!r}")
+    return v
+
+
+class _FinerGrid:
+    """The attributes of a breast model the lesion builders read, on a grid ``1/scale`` as fine."""
+
+    def __init__(self, bm, scale: float):
+        self.pixel_spacing = bm.pixel_spacing / scale
+        self.shape = bm.shape
+        self.thickness = bm.thickness
+        self.mu_gland = bm.mu_gland
+
+
+def _rescale(lm: LesionModel, s: float) -> LesionModel:
+    """A lesion drawn at its nominal size on a grid ``s`` times finer, back in real millimetres."""
+    lm.cx, lm.cy, lm.radius, lm.extent, lm.size_mm, lm.z_half = (
+        v * s for v in (lm.cx, lm.cy, lm.radius, lm.extent, lm.size_mm, lm.z_half)
+    )
+    for comp in lm.components:
+        comp.dz, comp.focus, comp.fade = comp.dz * s, comp.focus * s, comp.fade * s
+    lm.specks = [(x * s, y * s, d * s, dz * s) for x, y, d, dz in lm.specks]
+    lm.size_scale = s
+    return lm
+
+
+def draw_lesions(rng, bm, cf, classes, *, thickness_range=None, contrast: float = 1.0,
+                 size: float = 1.0) -> list[LesionModel]:
+    """Draw and place one lesion per requested class inside the breast (not in the muscle).
+
+    ``contrast`` and ``size`` are the conspicuity scales of the module notes; with both 1 the
+    lesions are exactly the nominal ones. A size scale draws the same random numbers (the lesion's
+    own stream), so a class keeps its shape; placement searches for a spot the scaled lesion fits.
+    """
+    contrast = _check_scale("contrast", contrast)
+    size = _check_scale("size", size)
+    if size <= 0.0:
+        raise ValueError("the lesion size scale must be above 0")
     H, W = bm.size_mm
     step = bm.pixel_spacing * cf.factor
     xg = np.broadcast_to(cf.x, cf.sd.shape)
@@ -405,15 +464,16 @@ def draw_lesions(rng, bm, cf, classes, *, thickness_range=None) -> list[LesionMo
         x, y, a, _, _ = bm.lymph_node
         taken.append((x, y, a + 2.0))
     drawn = [_draw_size(rng, cls) for cls in classes]
+    scale = size  # the nominal sizes below stay nominal; placement and rendering scale them
     # place the largest first: small lesions fit in the gaps the big ones leave
     order = sorted(range(len(classes)), key=lambda i: -_extent(classes[i], *drawn[i]))
     out: list[LesionModel | None] = [None] * len(classes)
     for i in order:
         cls = classes[i]
-        detail, size = drawn[i]
+        detail, size = drawn[i]  # nominal (unscaled) millimetres
         spacing = 1.0  # lesions keep apart; relaxed to half if the breast is crowded
         while True:
-            ext = _extent(cls, detail, size)
+            ext = _extent(cls, detail, size) * scale
             ok = cf.sd >= ext + 3.0
             ok &= (xg >= ext + 2.0) & (xg <= W - ext - 1.0) & (yg >= ext + 1.0) & (yg <= H - ext - 1.0)
             if cf.pect is not None:
@@ -435,15 +495,20 @@ def draw_lesions(rng, bm, cf, classes, *, thickness_range=None) -> list[LesionMo
         pick = idx[int(rng.choice(len(idx), p=w / w.sum()))]
         cx = float(xg.ravel()[pick] + rng.uniform(-0.5, 0.5) * step)
         cy = float(yg.ravel()[pick] + rng.uniform(-0.5, 0.5) * step)
+        # a scaled lesion is its nominal self drawn on a finer grid around the same pixel
+        grid, gx, gy = (bm, cx, cy) if scale == 1.0 else (_FinerGrid(bm, scale), cx / scale, cy / scale)
         if cls == "mass":
-            lm = _mass(rng, bm, cx, cy, size, detail)
+            lm = _mass(rng, grid, gx, gy, size, detail)
         elif cls == "calcification":
-            lm = _calcification(rng, bm, cx, cy, size)
+            lm = _calcification(rng, grid, gx, gy, size)
         elif cls == "architectural_distortion":
-            lm = _distortion(rng, bm, cx, cy, size)
+            lm = _distortion(rng, grid, gx, gy, size)
         else:
-            lm = _asymmetry(rng, bm, cx, cy, size)
-        taken.append((cx, cy, ext))
+            lm = _asymmetry(rng, grid, gx, gy, size)
+        if scale != 1.0:
+            _rescale(lm, scale)
+        lm.contrast = contrast
+        taken.append((lm.cx, lm.cy, ext))
         if thickness_range is not None:
             lo, hi = thickness_range
             zh = min(lm.z_half, 0.45 * (hi - lo))
@@ -531,7 +596,7 @@ def render_lesions(tex, lesions, *, z=None, blur=(0.0, 0.0)) -> None:
                     q = math.sqrt(max(1.0 - (min(dz, comp.focus) / max(comp.focus, 1e-3)) ** 2, 0.0))
                     slice_p = _shrink(comp.p_slice, comp.centre, max(q, 0.3))
             if comp.warp is not None:
-                _apply_warp(tex, comp.warp, wgt)
+                _apply_warp(tex, comp.warp, wgt * lm.contrast)
             for kind in ("p", "add"):
                 arr = getattr(comp, kind)
                 if kind == "p" and slice_p is not None:
@@ -544,8 +609,8 @@ def render_lesions(tex, lesions, *, z=None, blur=(0.0, 0.0)) -> None:
                     continue
                 (iy, ix), (py, px) = reg
                 a = arr[py, px]
-                if wgt != 1.0:
-                    a = a * F32(wgt)
+                if wgt * lm.contrast != 1.0:
+                    a = a * F32(wgt * lm.contrast)
                 if kind == "p":
                     mu = comp.mu if slice_p is None or comp.mu_slice is None else comp.mu_slice
                     t = tex[iy, ix]
@@ -615,4 +680,6 @@ def public_lesion(
         size_mm=float(lm.size_mm),
         specks=tuple(specks),
         z_center=zc,
+        contrast=float(lm.contrast),
+        size_scale=float(lm.size_scale),
     )

@@ -67,11 +67,14 @@ class Scene:
     lesions: list[LesionModel]
 
 
-def draw_scene(ss, view, shape, ps, classes, *, density, beta, thickness=None) -> Scene:
+def draw_scene(ss, view, shape, ps, classes, *, density, beta, thickness=None, lesion_contrast: float = 1.0,
+               lesion_size: float = 1.0) -> Scene:
     """Draw the breast, its tissue fields and one lesion model per class from ``ss``'s children.
 
     ``thickness`` (mm) fixes the compressed thickness and gives every lesion a depth inside it
     (DBT); ``None`` draws the thickness from the seed and leaves depth out (2D projection).
+    ``lesion_contrast`` and ``lesion_size`` are the lesions' conspicuity scales
+    (:mod:`training.phantom.lesions`); the breast does not depend on them.
     """
     rng_anatomy = np.random.default_rng(child(ss, ANATOMY_STREAM))
     bm = anatomy.draw_breast(rng_anatomy, view, shape, ps, density=density, beta=beta, thickness=thickness)
@@ -79,7 +82,8 @@ def draw_scene(ss, view, shape, ps, classes, *, density, beta, thickness=None) -
     ff = anatomy.full_fields(bm, cf, rng_anatomy)
     depth_range = None if thickness is None else (0.0, thickness)
     lesions = draw_lesions(
-        np.random.default_rng(child(ss, LESION_STREAM)), bm, cf, classes, thickness_range=depth_range
+        np.random.default_rng(child(ss, LESION_STREAM)), bm, cf, classes, thickness_range=depth_range,
+        contrast=lesion_contrast, size=lesion_size,
     )
     return Scene(bm, ff, lesions)
 
@@ -161,6 +165,8 @@ def simulate_mammogram(
     bits_stored: int = 12,
     density: float | None = None,
     beta: float | None = None,
+    lesion_contrast: float = 1.0,
+    lesion_size: float = 1.0,
 ) -> PhantomImage:
     """Simulate one 2D mammogram.
 
@@ -170,10 +176,14 @@ def simulate_mammogram(
     mirrors the image: ``R`` is ``L`` flipped left-right (chest wall at the right edge).
     ``density`` (0 fatty .. 1 extremely dense) and ``beta`` (power-law exponent, 2.5-3.5) are
     drawn from the seed unless given, so a caller can keep them per patient.
+    ``lesion_contrast`` and ``lesion_size`` scale the lesions' conspicuity (contrast: their change
+    to the tissue map; size: every length), see :mod:`training.phantom.lesions`; the same seed at
+    any of them gives the same anatomy and detector-noise draw.
     """
     shape, ps, bits, classes = check_common(view, laterality, shape, pixel_spacing, bits_stored, lesion_classes)
     ss = seed_sequence(seed)
-    scene = draw_scene(ss, view, shape, ps, classes, density=density, beta=beta)
+    scene = draw_scene(ss, view, shape, ps, classes, density=density, beta=beta, lesion_contrast=lesion_contrast,
+                       lesion_size=lesion_size)
     bm, ff = scene.breast, scene.fields
     tex = anatomy.tissue_texture(bm, ff, np.random.default_rng(child(ss, TEXTURE_STREAM)))
     render_lesions(tex, scene.lesions)
