@@ -117,8 +117,8 @@ def object_check(engine, objects, twins, patients: int, parameters: dict | None 
 def verdict(block: dict) -> str:
     """The check's verdict in one line: each criterion passed or not, with its numbers."""
     pct = block.get("footprint_percentile_median")
-    where = (f", footprint at the {fmt(pct, 2)} percentile of its breast (p {fmt(block.get('footprint_percentile_p_value'), 3)})"
-             if pct is not None else "")
+    p_value = fmt(block.get("footprint_percentile_p_value"), 3)
+    where = f", footprint at the {fmt(pct, 2)} percentile of its breast (p {p_value})" if pct is not None else ""
     map_text = (f"map criterion {'passed' if block['lights_up'] else 'failed'} (object "
                 f"{fmt(block['ratio_median'], 1)}x the rest of the breast{where}; twin "
                 f"{fmt(block['null_ratio_median'], 1)}x; needs hotter than the breast and >= "
@@ -136,7 +136,7 @@ def object_markdown(fo: dict) -> list[str]:
              "pixels) is where the two inputs differ.", "", "**" + verdict(fo) + "**", "",
              "| map ratio on the object | footprint percentile in its breast | same pixels on the twin | paired p | "
              "mean score: median rise (p) | focal score: median rise (p) |", "| --- | --- | --- | --- | --- | --- |",
-             f"| {fmt(fo['ratio_median'])} | {fmt(pct, 1)} | {fmt(fo['null_ratio_median'])} | "
+             f"| {fmt(fo['ratio_median'])} | {fmt(pct)} | {fmt(fo['null_ratio_median'])} | "
              f"{fmt(fo['ratio_p_value'], 4)} | {fo['paper_score_difference_median']:.2e} "
              f"({fmt(fo['paper_score_p_value'], 3)}) | {fo['focal_score_difference_median']:.2e} "
              f"({fmt(fo['focal_score_p_value'], 3)}) |"]
