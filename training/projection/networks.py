@@ -307,20 +307,23 @@ def noise_regulariser(noise: list[torch.Tensor]) -> torch.Tensor:
 
 def critic_distance(critic: Discriminator, target: torch.Tensor, image: torch.Tensor, layers: int,
                     pixel_weight: float) -> torch.Tensor:
-    """The default perceptual loss, per sample (N,): LPIPS-style distance of the critic's features
-    plus a pixel term.
+    """The default perceptual loss, per sample (N,): the critic's features plus a pixel term.
 
-    For each of the first ``layers`` feature maps: features normalised to unit length over the
-    channels at every pixel, squared difference summed over channels, averaged over pixels; the
-    layers averaged; plus ``pixel_weight`` x the mean squared pixel difference (images in [-1, 1]).
+    For each of the first ``layers`` feature maps (after fromRGB and after each block): the mean
+    squared difference of the features, relative to the target's mean squared feature (so every
+    layer counts about equally, whatever its scale); the layers averaged; plus ``pixel_weight`` x
+    the mean squared pixel difference (images in [-1, 1]). LPIPS normalises each pixel's feature
+    vector to unit length instead; on a grey image's first layers that is close to the sign of
+    the pixel, whose gradient explodes near zero, so the normalisation here is per layer.
     """
-    ft, fi = critic.features(target), critic.features(image)
+    pixels = pixel_weight * (target - image).square().mean(dim=(1, 2, 3))
+    if layers == 0:
+        return pixels
     dist = 0.0
-    for a, b in list(zip(ft, fi))[:layers]:
-        a = a * torch.rsqrt(a.square().sum(dim=1, keepdim=True) + 1e-10)
-        b = b * torch.rsqrt(b.square().sum(dim=1, keepdim=True) + 1e-10)
-        dist = dist + (a - b).square().sum(dim=1).mean(dim=(1, 2))
-    return dist / layers + pixel_weight * (target - image).square().mean(dim=(1, 2, 3))
+    for a, b in list(zip(critic.features(target), critic.features(image)))[:layers]:
+        scale = a.square().mean(dim=(1, 2, 3)) + 1e-8
+        dist = dist + (a - b).square().mean(dim=(1, 2, 3)) / scale
+    return dist / layers + pixels
 
 
 class ProjectStep(nn.Module):
