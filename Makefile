@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mammolens-installed
 
 .PHONY: demo test bench fuzz clean-venv bundle-healthygan gpu-bundles mias-healthygan bundle-inpainting bundle-synthesis \
-	mias-synthesis mias-inpainting
+	mias-synthesis mias-inpainting bundle-projection
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -124,3 +124,23 @@ mias-inpainting: $(STAMP)
 		--calibration-parameter stride=16
 	$(VENV)/bin/mammolens evaluate --method inpainting --labels build/mias/labels.csv --split test \
 		--model build/models/inpainting-mias --stride 16 --no-ceiling --json build/inp-mias-card.json
+
+# The bundled StyleGAN2 projection model (paper 000): trained on the normal images of the HealthyGAN
+# phantom's train split (remade only when absent), CPU preset (128 px, channel base 2048 / max 64,
+# z = w = 128, 2-layer mapping, batch 8, one thread), stopped by its 55-minute budget (rerun to
+# resume), export with the projector graph, calibrated on the val split at PROJ_STEPS projection
+# steps and 9 seeds, and the card on the test split (with the Table 1 rows for 1 / 9 / 16 seeds).
+# See README, "StyleGAN2 projection (paper 000)".
+PROJ_RUN    := build/run-proj-phantom
+PROJ_BUNDLE := resources/models/projection-phantom
+PROJ_STEPS  ?= 100
+
+bundle-projection: $(STAMP)
+	test -f $(HG_DATA)/labels.csv || $(VENV)/bin/mammolens phantom --out $(HG_DATA) --n 250 --lesion-fraction 0.75 \
+		--lesion-views breast --shape 512x416 --spacing 0.4 --splits 0.6,0.2,0.2 --seed 2
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train projection --preset cpu --labels $(HG_DATA)/labels.csv \
+		--out $(PROJ_RUN) --time-budget-s 3300
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens export $(PROJ_RUN) --out $(PROJ_BUNDLE) --name projection-phantom \
+		--calibration-parameter steps=$(PROJ_STEPS)
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method projection --labels $(HG_DATA)/labels.csv --split test \
+		--model $(PROJ_BUNDLE) --steps $(PROJ_STEPS)

@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ class ExportNetwork:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     example: torch.Tensor | tuple  # in the network's own value range; a tuple for several inputs (image, mask)
+    exporter: Callable[[Path], Path] | None = None  # a network that is not a plain forward (a traced projector step)
+    checker: Callable[[Path], dict] | None = None  # its own check against torch: {"what": max difference}
 
     @property
     def examples(self) -> tuple:
@@ -79,9 +82,16 @@ def write_network_bundle(method, ema: torch.nn.Module, folder: Path, *, name: st
     networks, parameters = {}, dict(method.bundle_parameters())
     diffs = {}
     for net in method.export_networks(ema):
-        path = export_onnx(net.module, tuple(e.cpu() for e in net.examples), folder / f"{net.role}.onnx", net.inputs, net.outputs)
+        if net.exporter is not None:
+            path = net.exporter(folder / f"{net.role}.onnx")
+        else:
+            path = export_onnx(net.module, tuple(e.cpu() for e in net.examples), folder / f"{net.role}.onnx",
+                               net.inputs, net.outputs)
         networks[net.role] = {"path": path, "inputs": list(net.inputs), "outputs": list(net.outputs)}
-        if check:
+        if check and net.checker is not None:
+            diffs[net.role] = net.checker(path)
+            log(f"ONNX Runtime vs torch ({net.role}): " + ", ".join(f"{k} {v:.2e}" for k, v in diffs[net.role].items()))
+        elif check:
             rng = np.random.default_rng(0)
             shape = (3,) + tuple(net.examples[0].shape[1:])
             random = _to_network_range(rng.random(shape, dtype=np.float32), spec["value_range"])

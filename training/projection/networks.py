@@ -329,9 +329,11 @@ def critic_distance(critic: Discriminator, target: torch.Tensor, image: torch.Te
 class ProjectStep(nn.Module):
     """One projection step's forward: ``(target, w, *noise) -> (loss (N,), image)``.
 
+    ``target`` (N, 1, R, R) in [-1, 1], ``w`` (N, w_dim), one noise map (N, r, r) per synthesis
+    layer (rank 3: the bundle's image inputs are the rank-4 ones).
     ``loss = perceptual(target, G(w, noise)) + noise_weight x noise_regulariser(noise)``, per
     sample; its gradients with respect to ``w`` and the noise maps are what the projector needs
-    (:func:`training.projection.export.project_step_graph` traces them jointly).
+    (:func:`training.projection.export.export_project_step` traces them jointly).
     """
 
     def __init__(self, synthesis: SynthesisNetwork, critic: Discriminator, *, layers: int, pixel_weight: float,
@@ -341,9 +343,10 @@ class ProjectStep(nn.Module):
         self.layers, self.pixel_weight, self.noise_weight = layers, pixel_weight, noise_weight
 
     def forward(self, target: torch.Tensor, w: torch.Tensor, *noise: torch.Tensor):
-        image = self.synthesis(w, *noise)
+        maps = [n[:, None] for n in noise]
+        image = self.synthesis(w, *maps)
         dist = critic_distance(self.critic, target, image, self.layers, self.pixel_weight)
-        return dist + self.noise_weight * noise_regulariser(list(noise)), image
+        return dist + self.noise_weight * noise_regulariser(maps), image
 
 
 def w_statistics(mapping: MappingNetwork, samples: int = 10_000, seed: int = 123) -> tuple[np.ndarray, float]:
