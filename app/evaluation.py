@@ -282,6 +282,10 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
                                                           progress=progress)
     if hasattr(engine, "card_reference"):
         report["paper_reference"] = engine.card_reference()
+    if engine.spec.method == "projection":  # its model-free baseline (training/projection/card.py)
+        from training.projection.card import baseline_section
+
+        report["baseline"] = baseline_section(labels, engine.resolution, split=split)
     if object_patients:
         report["foreign_objects"] = foreign_object_check(engine, labels, patients=object_patients, progress=progress,
                                                          variants=variants, parameters=parameters)
@@ -353,6 +357,10 @@ def card_markdown(report: dict) -> str:
             lines.append(f"| {cls} | {block['n']} | {_f(block['ratio_median'])} | {_f(block['null_ratio_median'])} | "
                          f"{_f(block['p_value'], 3)} | {_f(block['hit_rate'], 3)} | {_f(block['chance'], 3)} |")
     lines += _variants_markdown(report)
+    if report.get("method") == "projection":  # paper 000's Table 1 layout and the baseline
+        from training.projection.card import card_markdown_sections
+
+        lines += card_markdown_sections(report)
     if report.get("completion_quality"):
         from app.inpaint_quality import quality_markdown
 
