@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-split", default="val", help="held-out split to calibrate on (default val)")
     p.add_argument("--calibration-parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="a run parameter of the method to calibrate with (repeatable; e.g. stride=16 for inpainting)")
+    p.add_argument("--calibration-images", type=int, default=None, metavar="N",
+                   help="calibrate on at most N normal and N abnormal images of the split, drawn with seed 0 "
+                        "(a method that takes minutes an image on a CPU; default: all)")
 
     p = sub.add_parser("analyze", help="run a method over a file / folder and write maps, overlays, scores")
     p.add_argument("path", type=Path, help="a file, folder or DICOMDIR; every readable image is analysed")
@@ -361,7 +364,8 @@ def _dispatch(args) -> int:
 
         bundle = export_run(args.run, args.out, name=args.name, version=args.bundle_version,
                             calibration_split=args.calibration_split,
-                            parameters=dict(p.split("=", 1) for p in args.calibration_parameter))
+                            parameters=dict(p.split("=", 1) for p in args.calibration_parameter),
+                            calibration_images=args.calibration_images)
         print(f"wrote bundle {bundle.name} ({bundle.method}) to {args.out}")
         return 0
     if args.command == "analyze":

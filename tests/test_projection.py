@@ -168,6 +168,17 @@ def test_a_seed_fixes_the_projection_whatever_the_batch(tiny_projection):
     alone = engine.project(images[1:], seeds=1, steps=6)
     assert np.abs(both.renders[1, 0] - alone.renders[0, 0]).max() < 1e-5
     assert np.abs(both.renders[0, 1] - both.renders[0, 2]).max() > 1e-4, "different seeds, different projections"
+    # scores reuse cached seeds: 1 seed after 9 is the first of the 9; 9 after 1 projects only seeds 1..8
+    data = _images(root)
+    cached = _engine(bundle_dir)
+    nine = cached.score_prepared(data.images, data.masks, seeds=9, steps=6)
+    one = cached.score_prepared(data.images, data.masks, seeds=1, steps=6)
+    fresh = _engine(bundle_dir)
+    assert np.allclose(one, fresh.score_prepared(data.images, data.masks, seeds=1, steps=6), rtol=1e-5)
+    assert np.allclose(nine, fresh.score_prepared(data.images, data.masks, seeds=9, steps=6), rtol=1e-5)
+    renders = engine.project(images, seeds=9, steps=6).renders
+    expected = [difference_score(np.abs(x - r.mean(axis=0)), m) for x, r, m in zip(images, renders, data.masks)]
+    assert np.allclose(nine, expected, rtol=1e-5)
 
 
 def test_previews_refine_live_and_cancel_stops(tiny_projection):
@@ -177,14 +188,14 @@ def test_previews_refine_live_and_cancel_stops(tiny_projection):
     engine = _engine(bundle_dir)
     display = np.zeros((120, 100), np.float32)
     display[10:110, :70] = np.linspace(0.2, 0.8, 70)[None]
-    previews, seen = [], []
+    previews, seen, seen_messages = [], [], []
     result = engine.run(display, "L", seeds=1, steps=20, partial=previews.append,
-                        progress=lambda d, t, m: seen.append((d, t)))
+                        progress=lambda d, t, m: (seen.append((d, t)), seen_messages.append(m)))
     assert [p.parameters["step"] for p in previews] == [2, 4, 6, 8, 10, 12, 14, 16, 18]
     assert all(p.parameters["preview"] and p.difference.shape == display.shape for p in previews)
     assert result.difference.shape == display.shape and "preview" not in result.parameters
     assert set(result.maps) == {"difference", "projection", "closest"} and np.isfinite(result.score)
-    assert seen[-1] == (20, 20)
+    assert seen[-1] == (1, 1) and "step 18 / 20" in seen_messages[-2]
     token = CancelToken()
     with pytest.raises(Cancelled):
         engine.run(display, "L", seeds=1, steps=20, partial=lambda r: token.cancel(), cancel=token)

@@ -148,8 +148,10 @@ def calibrate(engine, data, description: str, **parameters):
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None, version: str = "1",
-               calibration_split: str = "val", parameters: dict | None = None, log=print):
-    """Bundle from a run folder (its checkpoint and run.json), calibrated on ``calibration_split``."""
+               calibration_split: str = "val", parameters: dict | None = None, log=print,
+               calibration_images: int | None = None):
+    """Bundle from a run folder (its checkpoint and run.json), calibrated on ``calibration_split``
+    (on at most ``calibration_images`` normal and as many abnormal images of it, drawn with seed 0)."""
     from inference.bundle import load_bundle
     from inference.methods import get
     from training.datasets import load_images
@@ -166,6 +168,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
             net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["networks"][role].items()})
     held_out = load_images(cfg.labels, method.resolution, splits=(calibration_split,), cache_dir=run_dir) \
         if method.calibrated else None
+    held_out_note = ""
+    if held_out is not None and calibration_images:
+        held_out, held_out_note = _stratified(held_out, calibration_images)
     provenance = {"command": run.get("command") or cfg.command, "seed": cfg.seed,
                   "iterations": int(state["iteration"]), "code_revision": run.get("code_revision", "unknown"),
                   "date": time.strftime("%Y-%m-%d"), "device": run.get("device", "unknown"),
@@ -182,7 +187,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
             """The calibration of the staged, validated bundle: model.json is written once, with it."""
             engine = get(staged.method).load(staged, "cpu")
             values = {k: engine.spec.parameter(k).parse(v) for k, v in (parameters or {}).items()}
-            calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'", **values)
+            calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'"
+                                    + held_out_note, **values)
             log(f"calibration on {calibration.n_normal} normal / {calibration.n_abnormal} abnormal held-out images: "
                 f"AUC {calibration.auc:.3f}, threshold {calibration.threshold:.5f} "
                 f"(Youden J {calibration.youden_j:.3f})")
@@ -196,6 +202,17 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return load_bundle(out)
+
+
+def _stratified(data, per_class: int):
+    """At most ``per_class`` normal and ``per_class`` abnormal images of ``data`` (seed 0), and a note saying so."""
+    rng = np.random.default_rng(0)
+    normal = np.flatnonzero(data.is_normal)
+    abnormal = np.flatnonzero(~data.is_normal)
+    keep = np.zeros(len(data), dtype=bool)
+    for idx in (normal, abnormal):
+        keep[rng.choice(idx, size=min(per_class, len(idx)), replace=False)] = True
+    return data.select(keep), f" ({int(keep.sum())} of its {len(data)} images, <= {per_class} a class, seed 0)"
 
 
 def data_recipe(labels: Path) -> str:

@@ -1,10 +1,11 @@
 """StyleGAN2 projection's configuration: the paper's values (paper 000, Methods) and the presets.
 
-``paper`` / ``gpu``: StyleGAN2 config-f as the paper trained it (512 px, channel base 32768,
+``paper``: StyleGAN2 config-f as the paper trained it (512 px, channel base 32768,
 maximum 512, z = w = 512, 8-layer mapping, batch 8, lr 0.001 (the paper's; config-f's default is
 0.002), R1 gamma 10 every 16 steps, path-length regularisation weight 2 every 4 steps, style
 mixing 0.9, EMA); the paper does not give its length (64 h on two V100s), config-f's default of
-25 M images is 3.1 M iterations at batch 8.
+25 M images is 3.1 M iterations at batch 8. ``gpu``: the same at 512 px with channels at most 64,
+for one short GPU lease (minutes; a carry checkpoint under 16 MB).
 ``cpu``: what the shipped bundle is trained with on a 2-core machine in under an hour: 128 px,
 channel base 2048 and maximum 64, z = w = 128, 2-layer mapping, batch 8, lr 0.0025, R1 0.4
 every 16 steps, no path-length regularisation.
@@ -74,7 +75,9 @@ class ProjectionConfig(TrainConfig):
 PRESETS = {
     "paper": dict(resolution=512, z_dim=512, w_dim=512, mapping_layers=8, channel_base=32768, channel_max=512,
                   batch=8, lr=0.001, r1_gamma=10.0, pl_weight=2.0, iterations=3_125_000, ema_decay=0.9978),
-    "gpu": dict(resolution=512, z_dim=512, w_dim=512, mapping_layers=8, channel_base=32768, channel_max=512,
+    # one short GPU lease: the paper's resolution, latents, mapping, batch, lr, R1, path length and mixing,
+    # channels at most 64 so a lease's fp16 carry checkpoint stays under 16 MB (config-f's 512 makes 180 MB)
+    "gpu": dict(resolution=512, z_dim=512, w_dim=512, mapping_layers=8, channel_base=8192, channel_max=64,
                 batch=8, lr=0.001, r1_gamma=10.0, pl_weight=2.0, iterations=3_125_000, ema_decay=0.9978,
                 time_budget_s=480.0, checkpoint_every=500, sample_every=1000, carry_checkpoint=True),
     # the shipped bundle: about 0.7 s an iteration on 2 cores when alone; stops at its time budget

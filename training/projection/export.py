@@ -100,7 +100,7 @@ def export_project_step(step: ProjectStep, path: Path) -> Path:
     for n in noise:
         n.requires_grad_(True)
     graph = make_fx(joint_step(step), decomposition_table=DECOMPOSITIONS, tracing_mode="symbolic",
-                    _allow_non_fake_inputs=True)(target, w, *noise)
+                    _allow_non_fake_inputs=True)(target, w, *noise).eval()
     inputs, outputs = step_names(len(noise))
     batch = Dim("batch", min=1, max=4096)
     path.parent.mkdir(parents=True, exist_ok=True)
