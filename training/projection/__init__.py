@@ -37,18 +37,13 @@ __all__ = ["Config", "PRESETS", "StyleGAN2", "ProjectionConfig", "Method"]
 class StyleGAN2(GANMethod):
     name = "projection"
     method = "projection"
-    ema_network = "generator"
-    ema_phase = "generator"
     description = "StyleGAN2 projection anomaly maps (Park et al. 2023, after Karras et al. 2020)"
 
     def prepare_data(self, out: Path, log) -> None:
-        from training.datasets import load_images
+        from training.datasets import normal_train_images
 
         cfg = self.cfg
-        train = load_images(cfg.labels, cfg.resolution, splits=("train",), cache_dir=out)
-        normal = train.select(train.is_normal)
-        if len(normal) == 0:
-            raise ValueError("the training split has no normal image to learn normal tissue from")
+        normal = normal_train_images(cfg.labels, cfg.resolution, cache_dir=out)
         self.images = torch.from_numpy(normal.images[:, None] * 2.0 - 1.0)
         self.n_images, self.n_patients = len(normal), len(set(normal.patients))
         g = torch.Generator().manual_seed(cfg.seed + 1)
