@@ -90,7 +90,7 @@ def baseline_section(labels: str | Path, resolution: int, split: str = "test", c
     block["threshold_source"] = source
     return {"description": f"Absolute difference between the image and its reconstruction from the first {k} "
                            f"principal components of the "
-                           f"{len(normals)} normal train images| at {resolution} px, scored like the method "
+                           f"{len(normals)} normal train images at {resolution} px, scored like the method "
                            "(sum inside the breast / breast area)", "components": k, "image_level": block}
 
 
