@@ -114,7 +114,8 @@ def test_training_phases_and_bundle(tiny_projection):
     bundle = load_bundle(bundle_dir)
     assert set(bundle.networks) == {"mapping", "synthesis", "project_step"}
     p = bundle.parameters
-    assert len(p["w_avg"]) == 8 and p["w_std"] > 0 and p["projector"]["steps"] == 1000
+    assert len(p["w_avg"]) == 8 and p["w_std"] > 0 and p["projector"]["steps"] == 10  # the tiny preset's
+    assert _engine(bundle_dir)._parameters({}) == (9, 10), "no steps given: the bundle's"
     assert p["perceptual_loss"]["name"] == "critic_features" and p["noise_regularisation"] == 1e5
     assert p["export_max_abs_diff"]["project_step"]["gradient_relative"] < 1e-3
     assert bundle.calibration is not None and "steps 4" in bundle.calibration.data

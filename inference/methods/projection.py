@@ -184,8 +184,9 @@ class ProjectionEngine(Engine):
     # -- scores and maps of prepared images --------------------------------------------------------
 
     def _parameters(self, parameters: dict) -> tuple[int, int]:
+        """(seeds, steps) as given, else the registry's seeds and the bundle's steps (``projector.steps``)."""
         seeds = self.spec.parameter("seeds").parse(parameters.get("seeds", self.spec.parameter("seeds").default))
-        steps = self.spec.parameter("steps").parse(parameters.get("steps", self.spec.parameter("steps").default))
+        steps = self.spec.parameter("steps").parse(parameters.get("steps", int(self.settings["steps"])))
         return seeds, steps
 
     def _key(self, image: np.ndarray, steps: int) -> tuple:

@@ -48,6 +48,7 @@ class ProjectionConfig(TrainConfig):
     proj_feature_layers: int = 3  # critic feature maps compared (fromRGB and the first blocks)
     proj_pixel_weight: float = 1.0
     proj_noise_weight: float = 1e5
+    proj_steps: int = 1000  # the projector's steps when a caller names none (calibration, evaluate, train-all)
 
     HELP: ClassVar[dict[str, str]] = {
         "resolution": "image size in pixels (paper 512)",
@@ -69,6 +70,7 @@ class ProjectionConfig(TrainConfig):
         "proj_feature_layers": "projector loss: critic feature maps compared (recorded in the bundle)",
         "proj_pixel_weight": "projector loss: weight of the mean squared pixel difference",
         "proj_noise_weight": "projector: weight of the noise autocorrelation regulariser (reference 1e5)",
+        "proj_steps": "projector steps recorded in the bundle, used when a caller names none (reference 1000)",
     }
 
 
@@ -86,5 +88,5 @@ PRESETS = {
                 sample_every=500, threads=1),
     "tiny": dict(resolution=16, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8, batch=4,
                  iterations=4, r1_every=2, pl_weight=2.0, pl_every=2, checkpoint_every=2, sample_every=4,
-                 stats_every=2, threads=1),
+                 stats_every=2, threads=1, proj_steps=10),
 }

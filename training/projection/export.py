@@ -183,5 +183,5 @@ def projector_parameters(cfg, generator) -> dict:
                                 "pixel_weight": cfg.proj_pixel_weight,
                                 "description": "mean squared difference of the critic's first feature maps, each "
                                                "relative to the target's mean square, averaged, plus the pixel term"},
-            "noise_regularisation": cfg.proj_noise_weight, "projector": dict(PROJECTOR_DEFAULTS),
+            "noise_regularisation": cfg.proj_noise_weight, "projector": {**PROJECTOR_DEFAULTS, "steps": cfg.proj_steps},
             "score": "sum of |x - mean projection| inside the breast / breast area (model space)"}
