@@ -134,7 +134,8 @@ mias-inpainting: $(STAMP)
 # on a subset of 6 normal + 6 abnormal test images, thresholds from 4 + 4 val images, without the
 # foreign-object check and the supervised ceiling: on the shared 2-core machine a projection step
 # costs 0.1 to 0.7 s per seed (by the load), so the full test split at the reference 1000 steps
-# would take days; a run at 20 steps on 10 + 10 images with the object check did not finish in time. See README, "StyleGAN2 projection (paper 000)".
+# would take days; a run at 20 steps on 10 + 10 images with the object check did not finish in time.
+# The last line adds Table 1's rows for the torch eager projector (same weights, seeds and images). See README, "StyleGAN2 projection (paper 000)".
 PROJ_RUN    := build/run-proj-phantom
 PROJ_BUNDLE := resources/models/projection-phantom
 PROJ_EVAL   := build/phantom-proj-eval
@@ -153,3 +154,7 @@ bundle-projection: $(STAMP)
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method projection --labels $(PROJ_EVAL)/labels.csv --split test \
 		--model $(PROJ_BUNDLE) --seeds 16 --steps $(PROJ_STEPS) --no-ceiling --object-patients 0 \
 		--json build/projection-phantom-card.json
+	OMP_NUM_THREADS=1 $(PY) -c "import json, pathlib; from app.evaluation import write_card; \
+		from training.projection.card import torch_table1; b = pathlib.Path('$(PROJ_BUNDLE)'); \
+		r = json.loads((b / 'card.json').read_text()); r['table1_torch'] = torch_table1('$(PROJ_RUN)', \
+		'$(PROJ_EVAL)/labels.csv', split='test', steps=$(PROJ_STEPS), seeds=16); write_card(b, r)"
