@@ -254,3 +254,29 @@ def test_table1_rows_read_the_report():
     assert nine["ppv"] == pytest.approx(80.0) and nine["npv"] == 100.0 and nine["auc"] == pytest.approx(93.75)
     text = "\n".join(table1_markdown(rows, steps=100))
     assert "| 9 | paper 000 | 64.0 | 78.0 | 52.0 | 61.4 | 70.2 | 70.0 |" in text
+
+
+def test_the_viewer_toggles_projection_and_refines_live(qtbot, tmp_path, monkeypatch, tiny_projection):
+    """Toggled in the viewer, the overlay shows previews while the projection runs, then the final map."""
+    pytest.importorskip("PySide6")
+    import shutil
+
+    from app.gui import build_window, demo_study_path
+
+    monkeypatch.setenv("MAMMOLENS_SETTINGS", str(tmp_path / "settings.ini"))
+    shutil.copytree(tiny_projection[1], tmp_path / "models" / "tiny-projection")
+    win, ctl = build_window(models_dirs=[tmp_path / "models"])
+    qtbot.addWidget(win)
+    win.show()
+    ctl.studies.open(demo_study_path())
+    bundle = ctl.overlays.bundle_named("tiny-projection")
+    assert bundle is not None and bundle.method == "projection"
+    ctl.session.set_parameter("projection", "steps", 30)
+    ctl.session.set_parameter("projection", "seeds", 1)
+    seen = []
+    ctl.session.result_added.connect(
+        lambda im, frame, b: seen.append(ctl.session.result(im, frame, b).parameters.get("step")))
+    ctl.overlays.toggle_method(bundle, True, all_views=False)
+    qtbot.waitUntil(lambda: not ctl.jobs.running(), timeout=60000)
+    assert seen[0] == 3 and seen[-1] is None and len(seen) > 2, seen  # previews every 3 steps, then the final map
+    assert ctl.display.current_canvas().has_overlay()
