@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-split", default="val", help="held-out split to calibrate on (default val)")
     p.add_argument("--calibration-parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="a run parameter of the method to calibrate with (repeatable; e.g. stride=16 for inpainting)")
+    p.add_argument("--calibration-images", type=int, default=None, metavar="N",
+                   help="calibrate on at most N normal and N abnormal images of the split, drawn with seed 0 "
+                        "(a method that takes minutes an image on a CPU; default: all)")
 
     p = sub.add_parser("analyze", help="run a method over a file / folder and write maps, overlays, scores")
     p.add_argument("path", type=Path, help="a file, folder or DICOMDIR; every readable image is analysed")
@@ -299,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the supervised ceiling for the card (needs torch; default on)")
     p.add_argument("--object-patients", type=int, default=10,
                    help="phantom patients (4 views each) for the foreign-object check; 0 skips it (default 10)")
+    p.add_argument("--torch-run", type=Path, metavar="RUN",
+                   help="projection: also measure Table 1 through the torch eager projector on this training run's "
+                        "weights (needs torch)")
     p.add_argument("--reuse", action="append", default=[], metavar="SECTION",
                    help="keep this section of the card already in the bundle instead of measuring it again "
                         "(repeatable; e.g. supervised_ceiling, which the model does not change)")
@@ -608,7 +614,8 @@ def _export(args) -> int:
             from None
     bundle = export_run(args.run, args.out, name=args.name, version=args.bundle_version,
                         calibration_split=args.calibration_split,
-                        parameters=_named_parameters(get_spec(method), args.calibration_parameter))
+                        parameters=_named_parameters(get_spec(method), args.calibration_parameter),
+                        calibration_images=args.calibration_images)
     print(f"wrote bundle {bundle.name} ({bundle.method}) to {args.out}")
     return 0
 
@@ -628,7 +635,7 @@ def _evaluate(args) -> int:
     values = _parameters(args, spec)
     device = values.pop("device", "auto")
     options = {"ceiling": args.ceiling, "object_patients": args.object_patients, "inception": args.inception,
-               "reuse": args.reuse}
+               "reuse": args.reuse, "torch_run": args.torch_run}
     report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split, device=device,
                              card=args.card, parameters=values, options=options, progress=console_progress)
     print(file=sys.stderr)

@@ -104,11 +104,11 @@ def test_round_trip(tmp_path):
 def test_projection_bundle_with_given_names_and_no_calibration(tmp_path):
     src = tmp_path / "src"
     nets = {role: {"path": conv_model(src / f"{role}.onnx", size=32), "inputs": ["x"], "outputs": ["y"]}
-            for role in ("mapping", "synthesis", "encoder", "critic")}
+            for role in ("mapping", "synthesis", "project_step", "encoder")}
     bundle = write_bundle(tmp_path / "stylegan", name="stylegan-phantom", version="0.1", method="projection",
                           networks=nets, input=InputSpec(32), parameters={"seeds": np.int64(9), "w_dim": 512},
                           calibration=None, provenance=PROVENANCE)
-    assert sorted(bundle.networks) == ["critic", "encoder", "mapping", "synthesis"]
+    assert sorted(bundle.networks) == ["encoder", "mapping", "project_step", "synthesis"]
     assert bundle.calibration is None
     assert bundle.parameters == {"seeds": 9, "w_dim": 512}  # numpy scalars stored as JSON numbers
 

@@ -188,7 +188,8 @@ def test_train_all_runs_the_gpu_presets_on_a_cpu_within_a_tiny_budget(tiny_healt
     shutil.copytree(tiny_healthygan[0] / "data", out / "phantom")
     args = ["train-all", "--out", str(out), "--preset", "gpu", "--minutes", "0.05", "--patients", "16",
             "--phantom-shape", "256x208", "--spacing", "0.8", "--set", "resolution=64", "--set", "batch=2",
-            "--set", "validate_every=0", "--object-patients", "1", "--device", "cpu"]
+            "--set", "validate_every=0", "--set", "proj_steps=4", "--object-patients", "1",
+            "--device", "cpu"]
     assert main(args) == 0
     for spec in methods.trainable():
         name = spec.training_package().Method.name

@@ -237,17 +237,17 @@ def test_each_method_names_its_baseline():
     """Each map method's card names its model-free baseline (one section, from its own package)."""
     from inference.methods import get
     from training.evaluation.sections import Baseline
-    from training.healthygan.card import local_contrast_baseline
+    from training.healthygan.card import local_contrast_at
 
     boxes = [[(0, 0, 10, 10)], [], [(5, 5, 9, 9)], [(0, 0, 6, 6)]]
     assert median_box_side(boxes) == 6.0
     for method in ("translation", "inpainting"):
         assert sum(isinstance(s, Baseline) for s in get(method).card_sections()) == 1, method
-    translation = local_contrast_baseline(None, boxes, {})
+    translation = local_contrast_at(boxes)
     assert translation["name"] == "local-contrast residual" and translation["scale_px"] == 3.0
     image, breast = np.full((1, 32, 32), 0.5), np.ones((1, 32, 32), bool)
     assert translation["maps"](image, breast).shape == (1, 32, 32)
     with pytest.raises(ValueError, match="needs lesion boxes"):
-        local_contrast_baseline(None, [[], []], {})
+        local_contrast_at([[], []])
     lo, hi = auc_confidence_interval([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8])
     assert lo <= hi

@@ -121,7 +121,10 @@ def measure_setting(engine, labels: Path, *, parameters: dict | None = None, cei
     out["method"]["box_percentile"] = random_box_null(maps, test.masks, test.labels, test.boxes)
     out["method"]["seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    base = method_baseline(engine).make(engine, train.boxes, parameters)
+    from training.evaluation import CardContext
+
+    base = method_baseline(engine).make(CardContext(engine=engine, labels=Path(labels), split="test",
+                                                    parameters=parameters))
     base_maps = base["maps"](test.images, test.masks)
     base_focal = focal_scores(base_maps, test.masks)
     out["baseline"] = {**_auc_block(truth, base_focal), "name": base["name"], "description": base["description"]}

@@ -122,6 +122,16 @@ def load_images(labels_path: str | Path, resolution: int, *, splits=None, cache_
     return data
 
 
+def normal_train_images(labels_path: str | Path, resolution: int, cache_dir: Path | None = None) -> PreparedImages:
+    """The normal images of the train split (what the methods trained on normals only learn from);
+    ValueError when there is none."""
+    train = load_images(labels_path, resolution, splits=("train",), cache_dir=cache_dir)
+    normal = train.select(train.is_normal)
+    if len(normal) == 0:
+        raise ValueError("the training split has no normal image to learn normal tissue from")
+    return normal
+
+
 def healthy_and_mixed_sets(train: PreparedImages, b_fraction: float = 0.5, seed: int = 0):
     """HealthyGAN's two training sets from one training split, disjoint by patient.
 

@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ class ExportNetwork:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     example: torch.Tensor | tuple  # in the network's own value range; a tuple for several inputs (image, mask)
+    exporter: Callable[[Path], Path] | None = None  # a network that is not a plain forward (a traced projector step)
+    checker: Callable[[Path], dict] | None = None  # its own check against torch: {"what": max difference}
 
     @property
     def examples(self) -> tuple:
@@ -79,9 +82,16 @@ def write_network_bundle(method, ema: torch.nn.Module, folder: Path, *, name: st
     networks, parameters = {}, dict(method.bundle_parameters())
     diffs = {}
     for net in method.export_networks(ema):
-        path = export_onnx(net.module, tuple(e.cpu() for e in net.examples), folder / f"{net.role}.onnx", net.inputs, net.outputs)
+        if net.exporter is not None:
+            path = net.exporter(folder / f"{net.role}.onnx")
+        else:
+            path = export_onnx(net.module, tuple(e.cpu() for e in net.examples), folder / f"{net.role}.onnx",
+                               net.inputs, net.outputs)
         networks[net.role] = {"path": path, "inputs": list(net.inputs), "outputs": list(net.outputs)}
-        if check:
+        if check and net.checker is not None:
+            diffs[net.role] = net.checker(path)
+            log(f"ONNX Runtime vs torch ({net.role}): " + ", ".join(f"{k} {v:.2e}" for k, v in diffs[net.role].items()))
+        elif check:
             rng = np.random.default_rng(0)
             shape = (3,) + tuple(net.examples[0].shape[1:])
             random = _to_network_range(rng.random(shape, dtype=np.float32), spec["value_range"])
@@ -139,8 +149,10 @@ def calibrate(engine, data, description: str, **parameters):
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None, version: str = "1",
-               calibration_split: str = "val", parameters: dict | None = None, log=print):
-    """Bundle from a run folder (its checkpoint and run.json), calibrated on ``calibration_split``."""
+               calibration_split: str = "val", parameters: dict | None = None, log=print,
+               calibration_images: int | None = None):
+    """Bundle from a run folder (its checkpoint and run.json), calibrated on ``calibration_split``
+    (on at most ``calibration_images`` normal and as many abnormal images of it, drawn with seed 0)."""
     from inference.bundle import load_bundle
     from inference.methods import get
     from training.datasets import load_images
@@ -157,6 +169,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
             net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["networks"][role].items()})
     held_out = load_images(cfg.labels, method.resolution, splits=(calibration_split,), cache_dir=run_dir) \
         if method.calibrated else None
+    held_out_note = ""
+    if held_out is not None and calibration_images:
+        held_out, held_out_note = _stratified(held_out, calibration_images)
     provenance = {"command": run.get("command") or cfg.command, "seed": cfg.seed,
                   "iterations": int(state["iteration"]), "code_revision": run.get("code_revision", "unknown"),
                   "date": time.strftime("%Y-%m-%d"), "device": run.get("device", "unknown"),
@@ -173,7 +188,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
             """The calibration of the staged, validated bundle: model.json is written once, with it."""
             engine = get(staged.method).load(staged, "cpu")
             values = {k: engine.spec.parameter(k).parse(v) for k, v in (parameters or {}).items()}
-            calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'", **values)
+            calibration = calibrate(engine, held_out, f"{Path(cfg.labels).name} split '{calibration_split}'"
+                                    + held_out_note, **values)
             log(f"calibration on {calibration.n_normal} normal / {calibration.n_abnormal} abnormal held-out images: "
                 f"AUC {calibration.auc:.3f}, threshold {calibration.threshold:.5f} "
                 f"(Youden J {calibration.youden_j:.3f})")
@@ -187,6 +203,17 @@ def export_run(run_dir: str | Path, out: str | Path, *, name: str | None = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return load_bundle(out)
+
+
+def _stratified(data, per_class: int):
+    """At most ``per_class`` normal and ``per_class`` abnormal images of ``data`` (seed 0), and a note saying so."""
+    rng = np.random.default_rng(0)
+    normal = np.flatnonzero(data.is_normal)
+    abnormal = np.flatnonzero(~data.is_normal)
+    keep = np.zeros(len(data), dtype=bool)
+    for idx in (normal, abnormal):
+        keep[rng.choice(idx, size=min(per_class, len(idx)), replace=False)] = True
+    return data.select(keep), f" ({int(keep.sum())} of its {len(data)} images, <= {per_class} a class, seed 0)"
 
 
 def data_recipe(labels: Path) -> str:

@@ -326,10 +326,20 @@ _builtin(MethodSpec(
 
 _builtin(MethodSpec(
     method="projection", title="StyleGAN2 projection", needs="needs a projection (StyleGAN2) model bundle",
-    roles=("mapping", "synthesis", "encoder"), optional_roles=("critic",),
-    maps=("difference", "projection"), units={"difference": "|x - mean projection| (display units)"},
-    parameters=(Parameter("seeds", "Seeds", 9, choices=(1, 9, 16), help="projections averaged"), DEVICE),
-    produces_map=True, score="sum of |x - mean projection| inside the breast / breast area"))
+    roles=("mapping", "synthesis", "project_step"), optional_roles=("encoder",),
+    maps=("difference", "projection", "closest"),
+    units={"difference": "|x - mean projection| (display units)", "projection": "mean projection (display units)",
+           "closest": "closest single projection (display units)"},
+    parameters=(Parameter("seeds", "Seeds", 9, choices=(1, 9, 16),
+                          help="projections from different seeds, averaged (paper: 1, 9 or 16; 9 best)"),
+                Parameter("steps", "Steps", 1000, minimum=1, maximum=10_000,
+                          help="projector steps (reference projector 1000; the overlay refines while it runs)"),
+                Parameter("map", "Map", "difference", choices=("difference", "projection", "closest"),
+                          help="|x - mean projection|, the mean projection, or the closest single projection",
+                          affects_result=False),
+                DEVICE),
+    produces_map=True, engine="inference.methods.projection:ProjectionEngine", training="training.projection",
+    card="training.projection.card:SECTIONS", score="sum of |x - mean projection| inside the breast / breast area"))
 
 _builtin(MethodSpec(
     method="inpainting", title="Inpainting heatmap", needs="needs an inpainting model bundle",

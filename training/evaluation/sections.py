@@ -84,6 +84,15 @@ class CardContext:
             self._maps[key] = self.engine.map_prepared(data.images, data.masks, **parameters)
         return self._maps[key]
 
+    def reference_boxes(self) -> list:
+        """Lesion boxes (model space) of a split other than the one under test: val, else train (a
+        baseline's lesion scale must not come from the images it is tested on)."""
+        if self.val is not None and any(self.val.boxes):
+            return self.val.boxes
+        from training.datasets import load_images
+
+        return load_images(self.labels, self.engine.resolution, splits=("train",)).boxes
+
     def calibrated_threshold(self, parameters: dict) -> float | None:
         """The bundle's calibrated threshold when it was measured at these run parameters."""
         calibration = self.engine.bundle.calibration
@@ -394,9 +403,9 @@ class RandomBoxNull(CardSection):
 class Baseline(CardSection):
     """The method's model-free baseline map on the same images and boxes: does the GAN beat image processing?
 
-    ``make(engine, boxes, parameters)`` returns ``{"name", "description", "maps"}`` where
-    ``maps(images, masks)`` computes the baseline in model space; ``boxes`` are lesion boxes of a
-    split other than the one under test (val, else train), for a baseline that needs the lesion scale.
+    ``make(context)`` returns ``{"name", "description", "maps"}`` where ``maps(images, masks)``
+    computes the baseline in model space from what the context offers (the engine, its run
+    parameters, :meth:`CardContext.reference_boxes` for a lesion scale, the labels' train split).
     Both maps are scored the same way (focal score: mean of the top 1 % of the breast), ranked the
     same way (Table 2 ratio, random-box percentile) and compared paired (DeLong for the AUCs,
     Wilcoxon for the ratios).
@@ -411,12 +420,7 @@ class Baseline(CardSection):
         from inference.metrics import auc_confidence_interval, compare_with_baseline, random_box_null
 
         data = context.data
-        reference = context.val if context.val is not None and any(context.val.boxes) else None
-        if reference is None:
-            from training.datasets import load_images
-
-            reference = load_images(context.labels, context.engine.resolution, splits=("train",))
-        base = self.make(context.engine, reference.boxes, context.parameters)
+        base = self.make(context)
         base_maps = base["maps"](data.images, data.masks)
         maps = context.maps(data)
         truth = (~data.is_normal).astype(int)

@@ -5,9 +5,13 @@ from training.evaluation import DETECTION
 from training.evaluation.sections import Baseline
 
 
-def local_contrast_baseline(engine, boxes, parameters) -> dict:
-    """The image minus its smoothed self at the lesion scale (half the median lesion-box side of
-    ``boxes``, at least 2 px): what a translation to a healthy image must beat."""
+def local_contrast_baseline(context) -> dict:
+    """The image minus its smoothed self at the lesion scale (half the median lesion-box side of the
+    context's reference boxes, at least 2 px): what a translation to a healthy image must beat."""
+    return local_contrast_at(context.reference_boxes())
+
+
+def local_contrast_at(boxes) -> dict:
     from inference.baselines import local_contrast_maps
     from inference.metrics import median_box_side
 

@@ -50,13 +50,10 @@ class Inpainting(GANMethod):
     description = "Inpainting GAN abnormality heatmaps (Swiecicki et al. 2021, after Yu et al. 2018)"
 
     def prepare_data(self, out: Path, log) -> None:
-        from training.datasets import load_images, window_origins
+        from training.datasets import normal_train_images, window_origins
 
         cfg = self.cfg
-        train = load_images(cfg.labels, cfg.resolution, splits=("train",), cache_dir=out)
-        normal = train.select(train.is_normal)
-        if len(normal) == 0:
-            raise ValueError("the training split has no normal image to learn normal tissue from")
+        normal = normal_train_images(cfg.labels, cfg.resolution, cache_dir=out)
         origins = [window_origins(m, cfg.fov, ORIGIN_STRIDE, cfg.min_breast) for m in normal.masks]
         keep = [i for i, o in enumerate(origins) if len(o)]
         if not keep:

@@ -15,13 +15,14 @@ from training.evaluation import DETECTION, CardSection
 from training.evaluation.sections import Baseline, fmt, image_level, localisation
 
 
-def biharmonic_baseline(engine, boxes, parameters) -> dict:
+def biharmonic_baseline(context) -> dict:
     """scikit-image's biharmonic completion of the centre hole of every window the engine scores
     (same field of view, hole, stride and breast share), its MSE in the hole drawn by the engine's
     heatmap rule: what a learned completion must beat."""
     from inference.baselines import biharmonic_error_maps
 
-    stride = int(engine.spec.run_arguments(parameters)["stride"])
+    engine = context.engine
+    stride = int(engine.spec.run_arguments(context.parameters)["stride"])
     fov, hole, min_breast = int(engine.fov), int(engine.hole), float(engine.min_breast)
     return {"name": "biharmonic completion error", "stride": stride, "fov": fov, "hole": hole,
             "description": f"MSE of scikit-image's biharmonic completion of the {hole} px centre hole of each "
