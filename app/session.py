@@ -160,7 +160,8 @@ class LruCache(Generic[K, V]):
 
 
 def _result_bytes(result: "Result") -> int:
-    return sum(int(m.nbytes) for m in result.maps.values())
+    held = getattr(result.maps, "nbytes", None)  # model-space maps: what they hold, without making them
+    return int(held) if held is not None else sum(int(m.nbytes) for m in result.maps.values())
 
 
 class ResultCache(LruCache[ResultKey, "Result"]):
@@ -175,7 +176,10 @@ class ResultCache(LruCache[ResultKey, "Result"]):
 
     @staticmethod
     def slim(result: "Result", keep: Iterable[str]) -> "Result":
-        """The result with only the maps the viewer shows, as float16 (run on the worker thread)."""
+        """The result with only the maps the viewer shows, as float16 (run on the worker thread; maps
+        kept in model space stay there until drawn)."""
+        if hasattr(result.maps, "subset"):
+            return replace(result, maps=result.maps.subset(keep, np.float16))
         maps = {k: np.asarray(v, dtype=np.float16) for k, v in result.maps.items() if k in set(keep)}
         return replace(result, maps=maps)
 

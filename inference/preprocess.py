@@ -266,6 +266,12 @@ class ModelSpaceMaps(Mapping):
     def __len__(self) -> int:
         return len(self.model)
 
+    def shape_of(self, name: str) -> tuple[int, int]:
+        """The shape of a map on the original grid (without making it)."""
+        if name not in self.model:
+            raise KeyError(name)
+        return self.geometry.rows, self.geometry.cols
+
     @property
     def nbytes(self) -> int:
         """What it holds now: the model-space maps and the original-grid ones made so far."""

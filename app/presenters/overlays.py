@@ -293,7 +293,14 @@ class OverlayPresenter(Presenter):
         device, run_args = parameters.get("device", "auto"), spec.run_arguments(parameters)
         laterality = self.session.laterality(image)
         todo = [k for k in range(image.n_frames) if k not in set(self.session.cached_frames(image, bundle))]
-        prepare = self._prepare_for_drawing(bundle)
+        style = self.session.style(bundle)
+
+        def prepare(result):
+            # the slices' maps stay in model space until one is shown (drawing indexes it then); only
+            # a colour range not set yet needs a map's summary
+            summaries = {} if style.calibrated else {style.map_name: summarise(result.maps[style.map_name])} \
+                if style.map_name in result.maps else {}
+            return result, summaries, None
 
         def work(job):
             engine = self.engines.get(bundle, device)
