@@ -410,6 +410,21 @@ class Session:
             self.frames_shown.put(key, out)
         return out
 
+    def preview_frame(self, image: Image) -> np.ndarray | None:
+        """While the current frame is not decoded: a reduced-resolution decode of it (JPEG 2000
+        resolution levels, :meth:`Image.preview_display`) as 8-bit grey on the frame's own grid (each
+        pixel repeated), shown until :meth:`screen_frame` has the full one; None otherwise."""
+        state = self.state(image)
+        key = self._display_key(image, state.frame, "uint8")
+        if state.slab > 1 or key in self.frames_shown:
+            return None
+        got = image.preview_display(state.frame, state.preset)
+        if got is None:
+            return None
+        values, factor = got
+        values = _to_uint8(1.0 - values if state.invert else values)
+        return np.repeat(np.repeat(values, factor, axis=0), factor, axis=1)[: image.rows, : image.cols]
+
     def overlay_indices(self, image: Image, frame: int, bundle: "Bundle") -> np.ndarray | None:
         """The frame's map as entries of its style's colour table (see :func:`app.heatmap.table_index`),
         cached like the frames: None while the map is not computed."""
