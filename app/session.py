@@ -413,10 +413,12 @@ class Session:
     def preview_frame(self, image: Image) -> np.ndarray | None:
         """While the current frame is not decoded: a reduced-resolution decode of it (JPEG 2000
         resolution levels, :meth:`Image.preview_display`) as 8-bit grey on the frame's own grid (each
-        pixel repeated), shown until :meth:`screen_frame` has the full one; None otherwise."""
+        pixel repeated), shown until :meth:`screen_frame` has the full one; None otherwise (and for
+        DBT volumes)."""
         state = self.state(image)
         key = self._display_key(image, state.frame, "uint8")
-        if state.slab > 1 or key in self.frames_shown:
+        # a mammogram's first look; a volume's slices follow the slider, decoded as they come
+        if image.is_volume or key in self.frames_shown:
             return None
         got = image.preview_display(state.frame, state.preset)
         if got is None:
