@@ -263,7 +263,7 @@ class Image:
             attrs = self.source.attributes(index)
             if np.issubdtype(arr.dtype, np.integer) and arr.itemsize <= 2:
                 lo, lut = self._lut(attrs, preset, arr.dtype)
-                out = np.take(lut, arr.astype(np.int32) - lo if lo else arr, mode="clip")
+                out = apply_lut(lut, arr, lo)
             else:
                 out = self._display_chain(arr, attrs, preset)
         mask = self.padding_mask(index)
@@ -293,7 +293,7 @@ class Image:
                 lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
                 preset = VoiPreset("Full range", "window", (lo + hi) / 2, max(hi - lo, 1e-6), "LINEAR_EXACT")
             lo, lut = self._lut(attrs, preset, arr.dtype)
-            out = np.take(lut, arr.astype(np.int32) - lo if lo else arr, mode="clip")
+            out = apply_lut(lut, arr, lo)
         if self.padding is not None:
             out[(arr >= self.padding[0]) & (arr <= self.padding[1])] = 0.0
         return out, factor
@@ -385,6 +385,19 @@ class Image:
             f"{self.name:<8} {self.modality or '-':<3} {shape}, {self.bits_stored} bits{spacing}, "
             f"{self.photometric}, {self.transfer_syntax}{named}"
         )
+
+
+def apply_lut(lut: np.ndarray, arr: np.ndarray, lo: int = 0, rows: int = 128) -> np.ndarray:
+    """``lut[arr - lo]`` (clipped to the table), a band of rows at a time: numpy turns the indices
+    into a 64-bit copy first, which for a whole 4.6 Mpixel frame leaves the caches; by bands the
+    same values come twice as fast."""
+    out = np.empty(arr.shape, dtype=lut.dtype)
+    if arr.ndim != 2:
+        return np.take(lut, arr.astype(np.int32) - lo if lo else arr, mode="clip")
+    for r in range(0, arr.shape[0], rows):
+        band = arr[r : r + rows]
+        np.take(lut, band.astype(np.int32) - lo if lo else band, mode="clip", out=out[r : r + rows])
+    return out
 
 
 def voi_modality(values, attrs):
