@@ -87,7 +87,8 @@ class Result:
             calibration, no_decision = None, bundle.calibration.not_applicable(get(bundle.method), parameters or {})
         threshold, decision = decide(score, calibration)
         return cls(method=bundle.method, bundle_name=bundle.name, bundle_version=bundle.version,
-                   provider=provider, maps=dict(maps) if isinstance(maps, dict) else maps, score=float(score), threshold=threshold,
+                   provider=provider, maps=dict(maps) if isinstance(maps, dict) else maps,  # model-space maps stay lazy
+                   score=float(score), threshold=threshold,
                    decision=decision, no_decision=no_decision, timings=dict(timings or {}), frame=frame,
                    parameters=dict(parameters or {}), fallback_reason=fallback_reason)
 

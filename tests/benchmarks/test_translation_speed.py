@@ -1,10 +1,11 @@
 """HealthyGAN translation speed on CPU: ONNX Runtime against the same network in torch eager.
 
-Run with `make bench`. Two cases, each timed in one process for both engines (best of 5 after a
-warm-up; the network alone interleaved, with ONNX Runtime's default options and without its NCHWc
-layout beside mammolens' own, the convolutions' GFLOP/s of each and ONNX Runtime's time per operator): one 512 px image (the paper-sized generator, width 64, exported at 512), and a
-70-slice DBT volume through the bundled model (every slice preprocessed, translated in batches,
-mapped back). Results go to ``tests/benchmarks/results/translation.json``.
+Run with `make bench`. Two cases, each timed in one process, the engines taking turns (best of 5
+after a warm-up): one 512 px image (the paper-sized generator at widths 16 and 64, exported at 512;
+ONNX Runtime also with its default options, whose threads spin, and with the EXTENDED graph
+optimisation, without the NCHWc layout; the convolutions' GFLOP/s of each engine and ONNX Runtime's
+share of time per operator), and a 70-slice DBT volume through the bundled model (every slice
+preprocessed, translated in batches). Results go to ``tests/benchmarks/results/translation.json``.
 """
 from __future__ import annotations
 
