@@ -13,6 +13,9 @@ model pixel back to the centre of the original area it summarises.
 """
 from __future__ import annotations
 
+import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -238,9 +241,44 @@ def preprocess(display: np.ndarray, laterality: str, resolution: int) -> ModelIn
     return ModelInput(image=np.clip(image, 0.0, 1.0), mask=mask, geometry=geometry, coarse_breast=breast)
 
 
+class _HeldMaps:
+    """The original-grid maps made so far, for all :class:`ModelSpaceMaps` together, least recently
+    read dropped first beyond ``limit`` bytes (made again if read again): hovering over every slice
+    of a volume does not keep every slice's full-size maps."""
+
+    def __init__(self, limit: int = 512 << 20):
+        self.limit, self.nbytes = limit, 0
+        self._items: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._tokens = itertools.count()
+
+    def token(self) -> int:
+        return next(self._tokens)
+
+    def get(self, key):
+        with self._lock:
+            out = self._items.get(key)
+            if out is not None:
+                self._items.move_to_end(key)
+            return out
+
+    def put(self, key, value: np.ndarray) -> None:
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = value
+                self.nbytes += int(value.nbytes)
+            while self.nbytes > self.limit and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self.nbytes -= int(dropped.nbytes)
+
+
+HELD_MAPS = _HeldMaps()
+
+
 class ModelSpaceMaps(Mapping):
     """A result's maps kept in model space and put on the original grid (:func:`to_original`) the
-    first time each is read: a DBT volume's slices cost their full-size maps only when shown.
+    first time each is read: a DBT volume's slices cost their full-size maps only when shown (the
+    ones made are kept in :data:`HELD_MAPS`, bounded).
 
     ``masked``: the maps multiplied by the breast on the original grid (the difference map);
     ``dtype``: what the original-grid maps are stored as (float16 in the viewer's cache)."""
@@ -249,15 +287,16 @@ class ModelSpaceMaps(Mapping):
                  masked: tuple[str, ...] = (), dtype=np.float32):
         self.model, self.geometry, self.breast = dict(model), geometry, breast
         self.masked, self.dtype = tuple(masked), np.dtype(dtype)
-        self._original: dict[str, np.ndarray] = {}
+        self._token = HELD_MAPS.token()
 
     def __getitem__(self, name: str) -> np.ndarray:
-        out = self._original.get(name)
+        out = HELD_MAPS.get((self._token, name))
         if out is None:
             out = to_original(self.model[name], self.geometry)
             if name in self.masked and self.breast is not None:
                 out *= self.breast.full()
-            out = self._original[name] = out.astype(self.dtype, copy=False)
+            out = out.astype(self.dtype, copy=False)
+            HELD_MAPS.put((self._token, name), out)
         return out
 
     def __iter__(self):
@@ -274,9 +313,9 @@ class ModelSpaceMaps(Mapping):
 
     @property
     def nbytes(self) -> int:
-        """What it holds now: the model-space maps and the original-grid ones made so far."""
-        return sum(int(m.nbytes) for m in self.model.values()) + sum(int(m.nbytes) for m in self._original.values()) \
-            + (int(self.breast.values.nbytes) if self.breast is not None else 0)
+        """What it holds itself: the model-space maps and the coarse breast mask."""
+        return sum(int(m.nbytes) for m in self.model.values()) + \
+            (int(self.breast.values.nbytes) if self.breast is not None else 0)
 
     def subset(self, keep, dtype=None) -> "ModelSpaceMaps":
         """Only the maps named in ``keep``, stored as ``dtype`` once on the original grid."""

@@ -144,3 +144,18 @@ def test_model_space_maps_are_put_back_when_read():
     assert not maps["difference"][:, -150:].any()  # the air right of the breast
     slim = maps.subset(["difference"], np.float16)
     assert list(slim) == ["difference"] and slim["difference"].dtype == np.float16
+
+
+def test_full_size_maps_made_are_held_within_a_bound(monkeypatch):
+    from inference import preprocess as pp
+
+    held = pp._HeldMaps(limit=3 * 900 * 700 * 4)
+    monkeypatch.setattr(pp, "HELD_MAPS", held)
+    g = pp._geometry(900, 700, False, 128)
+    m = np.random.default_rng(1).random((128, 128), dtype=np.float32)
+    slices = [pp.ModelSpaceMaps({"difference": m * k}, g) for k in range(6)]
+    for s in slices:  # hovering over every slice
+        s["difference"]
+    assert held.nbytes <= 3 * 900 * 700 * 4  # the three most recent kept, the others dropped
+    np.testing.assert_array_equal(slices[0]["difference"], to_original(m * 0, g))  # made again when read
+    assert slices[5]["difference"] is slices[5]["difference"]  # a kept one is not made twice
