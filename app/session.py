@@ -447,9 +447,11 @@ class Session:
         style = self.style(bundle)
         if result is None or style.map_name not in result.maps:
             return None
-        value_map, vmax = result.maps[style.map_name], style.vmax
-        key = OverlayKey(self.result_key(image, frame, bundle), style.map_name, vmax)
-        return key, lambda: table_index(value_map, vmax)
+        maps, map_name, vmax = result.maps, style.map_name, style.vmax
+        key = OverlayKey(self.result_key(image, frame, bundle), map_name, vmax)
+        # the map is read when the indices are made (a model-space map goes to the original grid
+        # then: on the read-ahead worker, not while the plan is drawn up on the UI thread)
+        return key, lambda: table_index(maps[map_name], vmax)
 
     def read_ahead_plan(self, image: Image, frames: Iterable[int]) -> list[tuple]:
         """(key, make) pairs for what the next frames will show: the 8-bit frame with today's

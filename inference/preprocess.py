@@ -299,6 +299,9 @@ class ModelSpaceMaps(Mapping):
             HELD_MAPS.put((self._token, name), out)
         return out
 
+    def __contains__(self, name) -> bool:  # without making the map (Mapping's would read it)
+        return name in self.model
+
     def __iter__(self):
         return iter(self.model)
 

@@ -159,3 +159,14 @@ def test_full_size_maps_made_are_held_within_a_bound(monkeypatch):
     assert held.nbytes <= 3 * 900 * 700 * 4  # the three most recent kept, the others dropped
     np.testing.assert_array_equal(slices[0]["difference"], to_original(m * 0, g))  # made again when read
     assert slices[5]["difference"] is slices[5]["difference"]  # a kept one is not made twice
+
+
+def test_asking_which_maps_there_are_makes_none(monkeypatch):
+    from inference import preprocess as pp
+
+    held = pp._HeldMaps()
+    monkeypatch.setattr(pp, "HELD_MAPS", held)
+    g = pp._geometry(900, 700, False, 128)
+    maps = pp.ModelSpaceMaps({"difference": np.zeros((128, 128), np.float32)}, g)
+    assert "difference" in maps and "mask" not in maps and list(maps) == ["difference"] and len(maps) == 1
+    assert held.nbytes == 0

@@ -296,11 +296,16 @@ class OverlayPresenter(Presenter):
         style = self.session.style(bundle)
 
         def prepare(result):
-            # the slices' maps stay in model space until one is shown (drawing indexes it then); only
-            # a colour range not set yet needs a map's summary
-            summaries = {} if style.calibrated else {style.map_name: summarise(result.maps[style.map_name])} \
-                if style.map_name in result.maps else {}
-            return result, summaries, None
+            # only the shown map goes to the original grid, here on the worker, as colour-table
+            # indices (a slice change then costs the UI thread no per-pixel work); the other maps
+            # stay in model space until read; a summary only while the colour range is not set
+            map_name = style.map_name
+            if map_name not in result.maps:
+                return result, {}, None
+            value_map = result.maps[map_name]
+            summaries = {} if style.calibrated else {map_name: summarise(value_map)}
+            used = style.vmax if style.calibrated else summaries[map_name].vmax
+            return result, summaries, (map_name, used, table_index(value_map, used))
 
         def work(job):
             engine = self.engines.get(bundle, device)
