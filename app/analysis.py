@@ -257,9 +257,13 @@ def _run(task: Task, config: Config, progress, cancel) -> Output:
     image = _open_task(task)
     main = config.main
     frames = list(task.frames)
-    # slices go through the network a chunk at a time; each keeps only its main map (float16 in the
-    # volume) and the highest-scoring slice its full-size maps
-    volume = np.zeros((len(frames), image.rows, image.cols), np.float16) if len(frames) > 1 else None
+    from inference.preprocess import ModelSpaceMaps
+    from inference.volume_maps import SUFFIX, volume_bytes
+
+    # slices go through the network a chunk at a time; each keeps only its main map (in model space
+    # when the method keeps it there, else float16 in a full-size volume) and the highest-scoring
+    # slice its full-size maps
+    volume, model_maps = None, []
     results, shown, shown_display = [], None, None
     chunk = getattr(engine, "batch_size", 8)
     for start in range(0, len(frames), chunk):
@@ -273,8 +277,13 @@ def _run(task: Task, config: Config, progress, cancel) -> Output:
         for i, r in enumerate(engine.run_many(displays, [image.laterality] * len(part),
                                               frames=part if image.is_volume else None, progress=step,
                                               cancel=cancel, **config.run_arguments)):
-            if volume is not None:
-                volume[start + i] = r.maps[main]
+            if len(frames) > 1:
+                if isinstance(r.maps, ModelSpaceMaps):
+                    model_maps.append(r.maps.subset([main]))
+                else:
+                    if volume is None:
+                        volume = np.zeros((len(frames), image.rows, image.cols), np.float16)
+                    volume[start + i] = r.maps[main]
             if shown is None or r.score > shown.score:
                 if shown is not None:
                     shown.maps = {}
@@ -290,7 +299,9 @@ def _run(task: Task, config: Config, progress, cancel) -> Output:
     files = {map_file: npy_bytes(difference.astype(np.float32)),
              # coloured as the viewer colours a first map by default, with the screen's own table
              overlay_file: overlay_png(shown_display, difference, calibrated_style(difference, main))}
-    if volume is not None:
+    if model_maps:
+        files[f"{task.stem}_{label}{SUFFIX}"] = volume_bytes(model_maps, main)
+    elif volume is not None:
         files[f"{task.stem}_{label}_volume.npy"] = npy_bytes(volume)
     rows = [_row(task, k, status="ok", score=r.score, threshold=r.threshold, decision=r.decision,
                  no_decision=r.no_decision or "", provider=r.provider, map=map_file if r is shown else "", overlay=overlay_file if r is shown else "",

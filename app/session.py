@@ -160,7 +160,8 @@ class LruCache(Generic[K, V]):
 
 
 def _result_bytes(result: "Result") -> int:
-    return sum(int(m.nbytes) for m in result.maps.values())
+    held = getattr(result.maps, "nbytes", None)  # model-space maps: what they hold, without making them
+    return int(held) if held is not None else sum(int(m.nbytes) for m in result.maps.values())
 
 
 class ResultCache(LruCache[ResultKey, "Result"]):
@@ -175,7 +176,10 @@ class ResultCache(LruCache[ResultKey, "Result"]):
 
     @staticmethod
     def slim(result: "Result", keep: Iterable[str]) -> "Result":
-        """The result with only the maps the viewer shows, as float16 (run on the worker thread)."""
+        """The result with only the maps the viewer shows, as float16 (run on the worker thread; maps
+        kept in model space stay there until drawn)."""
+        if hasattr(result.maps, "subset"):
+            return replace(result, maps=result.maps.subset(keep, np.float16))
         maps = {k: np.asarray(v, dtype=np.float16) for k, v in result.maps.items() if k in set(keep)}
         return replace(result, maps=maps)
 
@@ -406,6 +410,23 @@ class Session:
             self.frames_shown.put(key, out)
         return out
 
+    def preview_frame(self, image: Image) -> np.ndarray | None:
+        """While the current frame is not decoded: a reduced-resolution decode of it (JPEG 2000
+        resolution levels, :meth:`Image.preview_display`) as 8-bit grey on the frame's own grid (each
+        pixel repeated), shown until :meth:`screen_frame` has the full one; None otherwise (and for
+        DBT volumes)."""
+        state = self.state(image)
+        key = self._display_key(image, state.frame, "uint8")
+        # a mammogram's first look; a volume's slices follow the slider, decoded as they come
+        if image.is_volume or key in self.frames_shown:
+            return None
+        got = image.preview_display(state.frame, state.preset)
+        if got is None:
+            return None
+        values, factor = got
+        values = _to_uint8(1.0 - values if state.invert else values)
+        return np.repeat(np.repeat(values, factor, axis=0), factor, axis=1)[: image.rows, : image.cols]
+
     def overlay_indices(self, image: Image, frame: int, bundle: "Bundle") -> np.ndarray | None:
         """The frame's map as entries of its style's colour table (see :func:`app.heatmap.table_index`),
         cached like the frames: None while the map is not computed."""
@@ -426,9 +447,11 @@ class Session:
         style = self.style(bundle)
         if result is None or style.map_name not in result.maps:
             return None
-        value_map, vmax = result.maps[style.map_name], style.vmax
-        key = OverlayKey(self.result_key(image, frame, bundle), style.map_name, vmax)
-        return key, lambda: table_index(value_map, vmax)
+        maps, map_name, vmax = result.maps, style.map_name, style.vmax
+        key = OverlayKey(self.result_key(image, frame, bundle), map_name, vmax)
+        # the map is read when the indices are made (a model-space map goes to the original grid
+        # then: on the read-ahead worker, not while the plan is drawn up on the UI thread)
+        return key, lambda: table_index(maps[map_name], vmax)
 
     def read_ahead_plan(self, image: Image, frames: Iterable[int]) -> list[tuple]:
         """(key, make) pairs for what the next frames will show: the 8-bit frame with today's

@@ -532,12 +532,21 @@ def write_analysis_objects(source: str | Path, out: str | Path, *, model: str | 
             shown = [r for r in rows if r.get("map")]
             if not shown:
                 continue
-            # analyze names a map STEM[_sliceNNN]_LABEL.npy and a volume's maps STEM_LABEL_volume.npy
+            # analyze names a map STEM[_sliceNNN]_LABEL.npy and a volume's maps STEM_LABEL_volume.npz
+            # (model space, see inference.volume_maps) or, full size, STEM_LABEL_volume.npy
             stem, _, label = Path(shown[0]["map"]).stem.rpartition("_")
             volume_file = out / f"{re.sub(r'_slice[0-9]{3}$', '', stem)}_{label}_volume.npy"
-            if image.is_volume and volume_file.is_file():
-                volume = np.load(volume_file)
-                frames = [FrameResult(int(r["frame"]) - 1, volume[i].astype(np.float32), float(r["score"]),
+            model_file = volume_file.with_suffix(".npz")
+            if image.is_volume and (model_file.is_file() or volume_file.is_file()):
+                if model_file.is_file():
+                    from inference.volume_maps import VolumeMaps
+
+                    volume = VolumeMaps(model_file)
+                    slice_of = volume.slice
+                else:
+                    full = np.load(volume_file)
+                    slice_of = lambda i, full=full: full[i].astype(np.float32)  # noqa: E731
+                frames = [FrameResult(int(r["frame"]) - 1, slice_of(i), float(r["score"]),
                                       r.get("decision")) for i, r in enumerate(rows)]
                 stem = re.sub(r"_slice[0-9]{3}$", "", stem)
             else:

@@ -13,7 +13,12 @@ model pixel back to the centre of the original area it summarises.
 """
 from __future__ import annotations
 
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -33,12 +38,52 @@ class Geometry:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CoarseMask:
+    """A mask computed on every ``step``-th pixel of a (rows, cols) frame; :meth:`full` repeats each
+    value over its ``step x step`` block (the frame's own grid), :meth:`model_space` places it in
+    model space without building the full-size mask."""
+
+    values: np.ndarray  # bool (ceil(rows / step), ceil(cols / step))
+    step: int
+    shape: tuple[int, int]  # (rows, cols) of the frame
+
+    def full(self) -> np.ndarray:
+        if self.step == 1:
+            return self.values
+        full = np.repeat(np.repeat(self.values, self.step, axis=0), self.step, axis=1)
+        return full[: self.shape[0], : self.shape[1]]
+
+    def model_space(self, geometry: Geometry) -> np.ndarray:
+        """``to_model_space(self.full(), geometry)``, the same float32 values, from the coarse mask.
+
+        Each block mean of the full mask is a count of ones over the block's area: the coarse rows
+        and columns each frame row and column comes from, summed block by block (integers, so
+        exact in any order)."""
+        g = geometry
+        nb = g.side // g.factor
+        starts = np.arange(nb) * g.factor
+        rows = np.arange(g.rows) // self.step
+        cols = (np.arange(g.cols)[::-1] if g.flipped else np.arange(g.cols)) // self.step
+        counts = np.zeros((nb, nb), dtype=np.int32)
+        r_blocks, c_blocks = -(-g.rows // g.factor), -(-g.cols // g.factor)
+        per_row = np.add.reduceat(self.values.astype(np.int32)[rows], starts[:r_blocks], axis=0)
+        counts[:r_blocks, :c_blocks] = np.add.reduceat(per_row[:, cols], starts[:c_blocks], axis=1)
+        blocks = counts.astype(np.float32) / np.float32(g.factor * g.factor)
+        return _resize(blocks, g.resolution, 1).astype(np.float32)
+
+
 @dataclass
 class ModelInput:
     image: np.ndarray  # float32 (resolution, resolution), values in [0, 1]
     mask: np.ndarray  # bool (resolution, resolution): breast in model space
     geometry: Geometry
-    breast: np.ndarray  # bool (rows, cols): breast in the original grid
+    coarse_breast: CoarseMask  # the breast, as computed (on a copy of at most ~512 px a side)
+
+    @cached_property
+    def breast(self) -> np.ndarray:
+        """bool (rows, cols): the breast in the original grid (built when first asked for)."""
+        return self.coarse_breast.full()
 
 
 def breast_mask(display: np.ndarray) -> np.ndarray:
@@ -47,14 +92,23 @@ def breast_mask(display: np.ndarray) -> np.ndarray:
     Background air, film labels and markers (bright but detached) fall outside. Computed on a
     copy of at most ~512 px a side, then brought back to the frame's size.
     """
+    return coarse_breast_mask(display).full()
+
+
+def coarse_breast_mask(display: np.ndarray, *, clip: bool = False) -> CoarseMask:
+    """:func:`breast_mask` before it is brought back to the frame's size (``clip``: clip the
+    sampled values to [0, 1] first, as :func:`preprocess` sees the frame)."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
-    display = np.asarray(display, dtype=np.float32)
-    step = max(1, int(np.ceil(max(display.shape) / 512)))
-    small = display[::step, ::step]
+    shape = np.shape(display)
+    step = max(1, int(np.ceil(max(shape) / 512)))
+    small = np.asarray(np.asarray(display)[::step, ::step], dtype=np.float32)
+    if clip:
+        small = np.clip(small, 0.0, 1.0)
+    coarse = CoarseMask(np.zeros(small.shape, dtype=bool), step, shape)
     if float(small.max()) <= float(small.min()):
-        return np.zeros(display.shape, dtype=bool)
+        return coarse
     # Otsu splits air from tissue; half of it keeps the faint skin-line fall-off inside
     fg = small > 0.5 * threshold_otsu(small)
     # opening drops specks and thin film artefacts; the edge-replicated margin keeps it from
@@ -62,13 +116,13 @@ def breast_mask(display: np.ndarray) -> np.ndarray:
     fg = ndimage.binary_opening(np.pad(fg, 3, mode="edge"), iterations=2)[3:-3, 3:-3]
     labels, n = ndimage.label(fg)
     if n == 0:
-        return np.zeros(display.shape, dtype=bool)
-    sizes = ndimage.sum_labels(fg, labels, index=np.arange(1, n + 1))
-    keep = ndimage.binary_fill_holes(labels == (int(np.argmax(sizes)) + 1))
-    if step == 1:
-        return keep
-    full = np.repeat(np.repeat(keep, step, axis=0), step, axis=1)
-    return full[: display.shape[0], : display.shape[1]]
+        return coarse
+    largest = labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+    # holes filled (binary_fill_holes): the background parts, 4-connected as it counts them, that
+    # do not reach the border
+    background, _ = ndimage.label(~largest)
+    edge = np.unique(np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]]))
+    return CoarseMask(~np.isin(background, edge[edge > 0]), step, shape)
 
 
 def _geometry(rows: int, cols: int, flipped: bool, resolution: int) -> Geometry:
@@ -168,14 +222,109 @@ def preprocess(display: np.ndarray, laterality: str, resolution: int) -> ModelIn
     ``laterality`` "R" flips the frame so every breast faces left; anything else is taken as a
     left breast (chest wall at column 0), as the hanging convention stores it.
     """
-    display = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)
+    display = np.asarray(display, dtype=np.float32)
     if display.ndim != 2:
         raise ValueError(f"expected one 2D frame, got shape {display.shape}")
-    geometry = _geometry(display.shape[0], display.shape[1], laterality == "R", resolution)
-    breast = breast_mask(display)
-    image = to_model_space(display, geometry)
-    mask = to_model_space(breast.astype(np.float32), geometry) > 0.5
-    return ModelInput(image=np.clip(image, 0.0, 1.0), mask=mask, geometry=geometry, breast=breast)
+    g = geometry = _geometry(display.shape[0], display.shape[1], laterality == "R", resolution)
+    breast = coarse_breast_mask(display, clip=True)
+    # to_model_space of the clipped frame, the same values: the frame is clipped straight into the
+    # blocks that hold it, and the blocks wholly in the zero padding are zeros (each block's mean
+    # sums the same values in the same order as on the whole square)
+    f, nb = g.factor, g.side // g.factor
+    rb, cb = -(-g.rows // f), -(-g.cols // f)
+    part = np.zeros((rb * f, cb * f), dtype=np.float32)
+    np.clip(display[:, ::-1] if g.flipped else display, 0.0, 1.0, out=part[: g.rows, : g.cols])
+    square = np.zeros((nb, nb), dtype=np.float32)
+    square[:rb, :cb] = block_mean(part, f)
+    image = _resize(square, g.resolution, 1).astype(np.float32)
+    mask = breast.model_space(geometry) > 0.5
+    return ModelInput(image=np.clip(image, 0.0, 1.0), mask=mask, geometry=geometry, coarse_breast=breast)
+
+
+class _HeldMaps:
+    """The original-grid maps made so far, for all :class:`ModelSpaceMaps` together, least recently
+    read dropped first beyond ``limit`` bytes (made again if read again): hovering over every slice
+    of a volume does not keep every slice's full-size maps."""
+
+    def __init__(self, limit: int = 512 << 20):
+        self.limit, self.nbytes = limit, 0
+        self._items: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._tokens = itertools.count()
+
+    def token(self) -> int:
+        return next(self._tokens)
+
+    def get(self, key):
+        with self._lock:
+            out = self._items.get(key)
+            if out is not None:
+                self._items.move_to_end(key)
+            return out
+
+    def put(self, key, value: np.ndarray) -> None:
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = value
+                self.nbytes += int(value.nbytes)
+            while self.nbytes > self.limit and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self.nbytes -= int(dropped.nbytes)
+
+
+HELD_MAPS = _HeldMaps()
+
+
+class ModelSpaceMaps(Mapping):
+    """A result's maps kept in model space and put on the original grid (:func:`to_original`) the
+    first time each is read: a DBT volume's slices cost their full-size maps only when shown (the
+    ones made are kept in :data:`HELD_MAPS`, bounded).
+
+    ``masked``: the maps multiplied by the breast on the original grid (the difference map);
+    ``dtype``: what the original-grid maps are stored as (float16 in the viewer's cache)."""
+
+    def __init__(self, model: dict[str, np.ndarray], geometry: Geometry, breast: CoarseMask | None = None,
+                 masked: tuple[str, ...] = (), dtype=np.float32):
+        self.model, self.geometry, self.breast = dict(model), geometry, breast
+        self.masked, self.dtype = tuple(masked), np.dtype(dtype)
+        self._token = HELD_MAPS.token()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        out = HELD_MAPS.get((self._token, name))
+        if out is None:
+            out = to_original(self.model[name], self.geometry)
+            if name in self.masked and self.breast is not None:
+                out *= self.breast.full()
+            out = out.astype(self.dtype, copy=False)
+            HELD_MAPS.put((self._token, name), out)
+        return out
+
+    def __contains__(self, name) -> bool:  # without making the map (Mapping's would read it)
+        return name in self.model
+
+    def __iter__(self):
+        return iter(self.model)
+
+    def __len__(self) -> int:
+        return len(self.model)
+
+    def shape_of(self, name: str) -> tuple[int, int]:
+        """The shape of a map on the original grid (without making it)."""
+        if name not in self.model:
+            raise KeyError(name)
+        return self.geometry.rows, self.geometry.cols
+
+    @property
+    def nbytes(self) -> int:
+        """What it holds itself: the model-space maps and the coarse breast mask."""
+        return sum(int(m.nbytes) for m in self.model.values()) + \
+            (int(self.breast.values.nbytes) if self.breast is not None else 0)
+
+    def subset(self, keep, dtype=None) -> "ModelSpaceMaps":
+        """Only the maps named in ``keep``, stored as ``dtype`` once on the original grid."""
+        keep = set(keep)
+        return ModelSpaceMaps({k: v for k, v in self.model.items() if k in keep}, self.geometry, self.breast,
+                              self.masked, self.dtype if dtype is None else dtype)
 
 
 def box_to_model_space(box, geometry: Geometry) -> tuple[float, float, float, float]:

@@ -1,7 +1,8 @@
 """What every method hands back: maps on the original pixels, a score and the calibrated decision.
 
 The viewer draws ``maps`` straight over the image it already shows, so every map is in the
-ORIGINAL image grid (the preprocessing has been undone); ``"difference"`` is the main map
+ORIGINAL image grid (the preprocessing has been undone; a method may keep them in model space
+until read, :class:`~inference.preprocess.ModelSpaceMaps`); ``"difference"`` is the main map
 (difference / error / heatmap), extras are named by the method (``"mask"`` for HealthyGAN's M,
 ``"translated"`` or ``"projection"`` for the reconstructed image, ...). The decision follows the
 one rule of :mod:`inference.metrics`: ``score >= threshold`` is abnormal.
@@ -86,7 +87,8 @@ class Result:
             calibration, no_decision = None, bundle.calibration.not_applicable(get(bundle.method), parameters or {})
         threshold, decision = decide(score, calibration)
         return cls(method=bundle.method, bundle_name=bundle.name, bundle_version=bundle.version,
-                   provider=provider, maps=dict(maps), score=float(score), threshold=threshold,
+                   provider=provider, maps=dict(maps) if isinstance(maps, dict) else maps,  # model-space maps stay lazy
+                   score=float(score), threshold=threshold,
                    decision=decision, no_decision=no_decision, timings=dict(timings or {}), frame=frame,
                    parameters=dict(parameters or {}), fallback_reason=fallback_reason)
 
@@ -97,6 +99,11 @@ class Result:
             return self.maps["difference"]
         except KeyError:
             raise KeyError(f"this {self.method} result has no 'difference' map (it has {sorted(self.maps)})") from None
+
+    def map_shape(self, name: str) -> tuple[int, ...]:
+        """A map's shape, without putting a model-space map on the original grid."""
+        shape = getattr(self.maps, "shape_of", None)
+        return shape(name) if shape is not None else np.shape(self.maps[name])
 
     def to_json_dict(self) -> dict:
         """Everything but the pixels: maps appear as their names and shapes (for logs and CSV/JSON exports)."""
@@ -110,7 +117,7 @@ class Result:
             "decision": self.decision,
             "no_decision": self.no_decision,
             "frame": self.frame,
-            "maps": {name: list(np.shape(arr)) for name, arr in self.maps.items()},
+            "maps": {name: list(self.map_shape(name)) for name in self.maps},
             "timings": _plain({k: float(v) for k, v in self.timings.items()}),
             "parameters": _plain(self.parameters),
             "fallback_reason": self.fallback_reason,

@@ -147,6 +147,10 @@ def _session_options(threads: int | None):
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # the intra-op threads sleep between ops instead of spinning: the viewer's UI thread and read-ahead
+    # share the cores, and on a loaded machine spinning threads slow every run (benchmark:
+    # tests/benchmarks/test_translation_speed.py, "spinning" against "no spinning")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 4
     return options
 

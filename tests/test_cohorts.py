@@ -209,4 +209,4 @@ def test_each_slice_of_a_legacy_dbt_volume_is_a_row_with_its_own_file(tmp_path):
     assert [r["frame"] for r in rows] == [1, 2, 3, 4, 5]
     assert len({r["sop_uid"] for r in rows}) == 5 and len({r["path"] for r in rows}) == 5
     assert sum(bool(r["map"]) for r in rows) == 1  # the highest-scoring slice's map, beside the volume's
-    assert len(list((tmp_path / "out").glob("*_difference_volume.npy"))) == 1
+    assert len(list((tmp_path / "out").glob("*_difference_volume.npz"))) == 1

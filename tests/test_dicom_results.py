@@ -215,16 +215,18 @@ def test_analyze_all_slices_gives_one_multi_frame_object_of_every_slice(tmp_path
     out = tmp_path / "out"
     assert main(["analyze", str(source), "--out", str(out), "--all-slices", "--dicom"]) == 0
     summary = json.loads((out / "results.json").read_text())
-    (volume_file,) = out.glob("*_difference_volume.npy")  # analyze names files by the image's UID key
-    stem = volume_file.name[: -len("_difference_volume.npy")]
-    maps = np.load(volume_file)
+    from inference.volume_maps import VolumeMaps
+
+    (volume_file,) = out.glob("*_difference_volume.npz")  # analyze names files by the image's UID key
+    stem = volume_file.name[: -len("_difference_volume.npz")]
+    volume_maps = VolumeMaps(volume_file)
+    maps = [volume_maps.slice(k) for k in range(len(volume_maps))]
     pm = pydicom.dcmread(out / "dicom" / f"{stem}_pm.dcm")
     header = pydicom.dcmread(source / "DBT.dcm", stop_before_pixels=True)
     frame_of = derived_frames(pm)
     assert pm.NumberOfFrames == 4 == len(summary["results"])
-    for k in range(4):  # the float16 volume map, exactly
-        np.testing.assert_array_equal(pm.pixel_array[frame_of[(header.SOPInstanceUID, k + 1)] - 1],
-                                      maps[k].astype(np.float32))
+    for k in range(4):  # the volume's map of each slice, exactly
+        np.testing.assert_array_equal(pm.pixel_array[frame_of[(header.SOPInstanceUID, k + 1)] - 1], maps[k])
     sr = hd.sr.srread(out / "dicom" / f"{stem}_sr.dcm")
     assert _numbers(sr, "Anomaly score") == pytest.approx([r["score"] for r in summary["results"]], rel=1e-12)
     for f in sorted((out / "dicom").glob("*.dcm")):

@@ -163,8 +163,17 @@ def test_dbt_whole_volume_with_progress_and_cancel(tiny_healthygan, tmp_path):
     n = dbt.n_frames
     assert [r["frame"] for r in summary["results"]] == list(range(1, n + 1))
     assert seen[-1] == (n, n)
-    volume = np.load(next((tmp_path / "dbt").glob("*_difference_volume.npy")))
+    from inference.volume_maps import VolumeMaps
+
+    volume = VolumeMaps(next((tmp_path / "dbt").glob("*_difference_volume.npz")))
     assert volume.shape == (n, dbt.rows, dbt.cols)
+    # every slice back on the original grid is the map the engine gives that slice on its own
+    from inference.bundle import load_bundle
+    from inference.methods.translation import TranslationEngine
+
+    engine = TranslationEngine(load_bundle(bundle_dir), device="cpu")
+    for k in (0, n - 1):
+        np.testing.assert_array_equal(volume.slice(k), engine.run(dbt.display(k), dbt.laterality).maps["difference"])
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):

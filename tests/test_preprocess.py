@@ -79,3 +79,94 @@ def test_padding_is_away_from_the_chest_wall():
     # right breast flipped to face left, zero padding on the right half
     assert model.geometry.flipped
     assert model.image[:, 60:].max() == 0.0
+
+
+def _reference_preprocess(display, laterality, resolution):
+    """The preprocessing contract written out plainly: the clipped frame and the full-size breast mask
+    through :func:`to_model_space` (what :func:`preprocess` computes without the full-size mask)."""
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    display = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)
+    step = max(1, int(np.ceil(max(display.shape) / 512)))
+    small = display[::step, ::step]
+    breast = np.zeros(display.shape, dtype=bool)
+    if float(small.max()) > float(small.min()):
+        fg = small > 0.5 * threshold_otsu(small)
+        fg = ndimage.binary_opening(np.pad(fg, 3, mode="edge"), iterations=2)[3:-3, 3:-3]
+        labels, n = ndimage.label(fg)
+        if n:
+            sizes = ndimage.sum_labels(fg, labels, index=np.arange(1, n + 1))
+            keep = ndimage.binary_fill_holes(labels == int(np.argmax(sizes)) + 1)
+            breast = np.repeat(np.repeat(keep, step, axis=0), step, axis=1)[: display.shape[0], : display.shape[1]]
+    rows, cols = display.shape
+    from inference.preprocess import _geometry
+
+    g = _geometry(rows, cols, laterality == "R", resolution)
+    image = np.clip(to_model_space(display, g), 0.0, 1.0)
+    return image, to_model_space(breast.astype(np.float32), g) > 0.5, breast, g
+
+
+@pytest.mark.parametrize("shape, resolution", [((1229, 945), 128), ((600, 1001), 256), ((512, 416), 512),
+                                               ((257, 130), 128)])
+@pytest.mark.parametrize("laterality", ["L", "R"])
+def test_preprocess_is_the_plain_contract_exactly(shape, resolution, laterality):
+    """The breast mask placed in model space from its coarse copy, and the frame clipped straight into
+    its blocks, give the very values of the plain way (the scores and maps do not move)."""
+    from training.phantom import simulate_mammogram
+
+    im = simulate_mammogram(3, shape=shape, pixel_spacing=0.2 * 2457 / max(shape), lesion_classes=("mass",))
+    display = im.pixels.astype(np.float32) / np.float32(im.pixels.max()) * 1.2 - 0.1  # some out of [0, 1]
+    display[40:60, 10:30] = 0.0  # a hole in the breast: filled
+    got = preprocess(display, laterality, resolution)
+    image, mask, breast, g = _reference_preprocess(display, laterality, resolution)
+    assert got.geometry == g
+    np.testing.assert_array_equal(got.image, image)
+    np.testing.assert_array_equal(got.mask, mask)
+    np.testing.assert_array_equal(got.breast, breast)
+    np.testing.assert_array_equal(breast_mask(np.clip(display, 0, 1)), breast)
+
+
+def test_model_space_maps_are_put_back_when_read():
+    from inference.preprocess import ModelSpaceMaps
+
+    rng = np.random.default_rng(4)
+    display = np.zeros((900, 700), np.float32)
+    display[100:800, :500] = 0.6 + 0.1 * rng.random((700, 500), dtype=np.float32)
+    prepared = preprocess(display, "R", 128)
+    m = rng.random((128, 128), dtype=np.float32)
+    maps = ModelSpaceMaps({"difference": m, "healthy": m}, prepared.geometry, prepared.coarse_breast,
+                          masked=("difference",))
+    assert maps.nbytes < 900 * 700  # nothing full-size until read
+    assert maps.shape_of("healthy") == (900, 700)
+    np.testing.assert_array_equal(maps["healthy"], to_original(m, prepared.geometry))
+    np.testing.assert_array_equal(maps["difference"], to_original(m, prepared.geometry) * prepared.breast)
+    assert not maps["difference"][:, -150:].any()  # the air right of the breast
+    slim = maps.subset(["difference"], np.float16)
+    assert list(slim) == ["difference"] and slim["difference"].dtype == np.float16
+
+
+def test_full_size_maps_made_are_held_within_a_bound(monkeypatch):
+    from inference import preprocess as pp
+
+    held = pp._HeldMaps(limit=3 * 900 * 700 * 4)
+    monkeypatch.setattr(pp, "HELD_MAPS", held)
+    g = pp._geometry(900, 700, False, 128)
+    m = np.random.default_rng(1).random((128, 128), dtype=np.float32)
+    slices = [pp.ModelSpaceMaps({"difference": m * k}, g) for k in range(6)]
+    for s in slices:  # hovering over every slice
+        s["difference"]
+    assert held.nbytes <= 3 * 900 * 700 * 4  # the three most recent kept, the others dropped
+    np.testing.assert_array_equal(slices[0]["difference"], to_original(m * 0, g))  # made again when read
+    assert slices[5]["difference"] is slices[5]["difference"]  # a kept one is not made twice
+
+
+def test_asking_which_maps_there_are_makes_none(monkeypatch):
+    from inference import preprocess as pp
+
+    held = pp._HeldMaps()
+    monkeypatch.setattr(pp, "HELD_MAPS", held)
+    g = pp._geometry(900, 700, False, 128)
+    maps = pp.ModelSpaceMaps({"difference": np.zeros((128, 128), np.float32)}, g)
+    assert "difference" in maps and "mask" not in maps and list(maps) == ["difference"] and len(maps) == 1
+    assert held.nbytes == 0

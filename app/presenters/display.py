@@ -121,7 +121,9 @@ class DisplayPresenter(Presenter):
             canvas.view.wheel_steps_slices = False
             return
         try:
-            frame = self.session.screen_frame(image)
+            frame = self._preview(image)
+            if frame is None:
+                frame = self.session.screen_frame(image)
         except Exception as exc:  # noqa: BLE001 (pixels that cannot be decoded: this view says so, the others show)
             canvas.show_frame(None, image.name, undecodable(exc))
             canvas.set_boxes([])
@@ -133,6 +135,29 @@ class DisplayPresenter(Presenter):
         canvas.show_frame(frame, self.label(image), readout(self.session, image), self.mirror_for(image, canvas))
         canvas.set_boxes(self.session.boxes_on(image))
         self._draw_planes(canvas, image)
+
+    def _preview(self, image: Image):
+        """A JPEG 2000 frame not decoded yet: its reduced-resolution levels now (a fraction of the
+        decode), the full frame decoded in the background and shown when it is there."""
+        preview = self.session.preview_frame(image)
+        if preview is None:
+            return None
+        frame = self.session.state(image).frame
+
+        def shown(_value) -> None:
+            if self.session.state(image).frame == frame:
+                for canvas in self.canvases_showing(image):
+                    self.show_on(canvas, image)
+
+        def failed(message: str, _details: str) -> None:
+            for canvas in self.canvases_showing(image):
+                canvas.show_frame(None, image.name, message)
+
+        key = ("full frame", id(image), frame)
+        if not self.jobs.running(key):
+            self.jobs.submit(f"decoding {image.name}", lambda job: self.session.screen_frame(image, frame),
+                             key=key, on_result=shown, quiet=True, on_error=failed)
+        return preview
 
     def _draw_planes(self, canvas, image: Image | None) -> None:
         """The file's overlay planes and the SEG layers beside it (on the shown frame), in yellow."""

@@ -293,7 +293,19 @@ class OverlayPresenter(Presenter):
         device, run_args = parameters.get("device", "auto"), spec.run_arguments(parameters)
         laterality = self.session.laterality(image)
         todo = [k for k in range(image.n_frames) if k not in set(self.session.cached_frames(image, bundle))]
-        prepare = self._prepare_for_drawing(bundle)
+        style = self.session.style(bundle)
+
+        def prepare(result):
+            # only the shown map goes to the original grid, here on the worker, as colour-table
+            # indices (a slice change then costs the UI thread no per-pixel work); the other maps
+            # stay in model space until read; a summary only while the colour range is not set
+            map_name = style.map_name
+            if map_name not in result.maps:
+                return result, {}, None
+            value_map = result.maps[map_name]
+            summaries = {} if style.calibrated else {map_name: summarise(value_map)}
+            used = style.vmax if style.calibrated else summaries[map_name].vmax
+            return result, summaries, (map_name, used, table_index(value_map, used))
 
         def work(job):
             engine = self.engines.get(bundle, device)

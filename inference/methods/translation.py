@@ -5,7 +5,8 @@ One forward pass gives the intermediate image B_int and the mask M; the healthy 
 mean of the map inside the breast (the paper scores with the mean of the difference image, which
 its code computes over the whole image; mammolens restricts it to the breast so the background
 and padding do not dilute it). Scores are computed in model space, where the calibration was
-measured; maps are returned on the original pixel grid.
+measured; maps are returned on the original pixel grid, each put there when first read
+(:class:`~inference.preprocess.ModelSpaceMaps`).
 
 The generator graph takes ``image`` (N, 1, R, R) in the bundle's ``input.value_range`` and returns
 ``intermediate`` (B_int, same range) and ``mask`` (M in [0, 1]); composition and scoring stay here,
@@ -20,7 +21,7 @@ import numpy as np
 
 from inference.jobs import CancelToken, check, report
 from inference.methods.base import Engine
-from inference.preprocess import ModelInput, preprocess, to_original
+from inference.preprocess import ModelInput, ModelSpaceMaps, preprocess
 from inference.result import Result
 
 
@@ -100,12 +101,10 @@ class TranslationEngine(Engine):
     def _result(self, prepared: ModelInput, difference, healthy, mask, frame, timings) -> Result:
         t0 = time.perf_counter()
         score = difference_score(difference, prepared.mask)
-        g = prepared.geometry
-        maps = {
-            "difference": to_original(difference, g) * prepared.breast,
-            "mask": to_original(mask, g),
-            "healthy": to_original(healthy, g),
-        }
+        # on the original grid when read (the difference inside the breast): a volume's slices
+        # pay for the full-size maps only when one is shown or written
+        maps = ModelSpaceMaps({"difference": difference, "mask": mask, "healthy": healthy}, prepared.geometry,
+                              prepared.coarse_breast, masked=("difference",))
         timings = dict(timings, postprocess=time.perf_counter() - t0)
         return self.result(maps=maps, score=score, timings=timings, frame=frame,
                            parameters={"resolution": self.resolution})

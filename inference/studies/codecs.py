@@ -8,6 +8,11 @@
   other plugins stay behind it.
 
 :func:`register` is idempotent and does nothing when imagecodecs is not installed.
+
+:func:`reduced_jpeg2000` decodes a JPEG 2000 frame at a lower resolution level (through Pillow's
+OpenJPEG, ``reduce``): a few hundred pixels a side cost a fraction of the full decode, so the
+viewer shows them first and decodes the full frame in the background. Nothing else uses it: the
+methods always get the full resolution.
 """
 from __future__ import annotations
 
@@ -82,3 +87,47 @@ def register() -> bool:
             decoder._available = {LABEL: decoder._available[LABEL],
                                   **{k: v for k, v in decoder._available.items() if k != LABEL}}
     return True
+
+
+def _codestream_precision(src: bytes) -> tuple[int, bool] | None:
+    """(bits, signed) of the first component, from the codestream's SIZ segment (J2K or JP2)."""
+    at = src.find(b"\xff\x4f\xff\x51")  # SOC then SIZ
+    if at < 0 or len(src) < at + 43:
+        return None
+    ssiz = src[at + 42]  # SOC 2, SIZ marker 2, Lsiz 2, Rsiz 2, eight 32-bit sizes, Csiz 2
+    return (ssiz & 0x7F) + 1, bool(ssiz & 0x80)
+
+
+def reduced_jpeg2000(src: bytes, max_side: int = 1024) -> tuple[np.ndarray, int] | None:
+    """``(stored values, factor)``: the frame at the first resolution level whose longer side is at
+    most ``max_side``, each pixel standing for ``factor x factor`` of the full frame; None when the
+    stream is not one this can reduce (colour, signed, more than 16 bits, too few levels, no Pillow
+    OpenJPEG)."""
+    import io
+
+    precision = _codestream_precision(bytes(src[:4096]))
+    if precision is None or precision[1] or precision[0] > 16:
+        return None
+    try:
+        from PIL import Image as PILImage
+
+        im = PILImage.open(io.BytesIO(src))
+        if im.mode not in ("L", "I;16", "I;16L", "I;16B", "I"):
+            return None
+        reduce = 0
+        while max(im.size) >> reduce > max_side:
+            reduce += 1
+        if reduce == 0:
+            return None
+        im.reduce = reduce
+        im.load()
+        arr = np.asarray(im)
+    except Exception:  # noqa: BLE001 - a preview that cannot be made: the full decode follows anyway
+        return None
+    if arr.ndim != 2:
+        return None
+    bits = precision[0]
+    if arr.dtype.itemsize == 2 and bits < 16:  # Pillow scales up to 16 bits
+        arr = arr >> (16 - bits)
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    return np.ascontiguousarray(arr, dtype=dtype), 1 << reduce

@@ -328,6 +328,20 @@ def _frame_reader(path: Path, photometric: str, samples: int) -> Callable[[int],
     return read
 
 
+def _reduced_frame(path: Path, index: int, n_frames: int, max_side: int):
+    """A JPEG 2000 frame at a reduced resolution level, ``(stored values, factor)``, or None."""
+    from pydicom.encaps import get_frame
+
+    from inference.studies.codecs import reduced_jpeg2000
+
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        src = get_frame(ds.PixelData, index, number_of_frames=n_frames)
+    except Exception:  # noqa: BLE001 - no preview: the full decode says what is wrong
+        return None
+    return reduced_jpeg2000(src, max_side)
+
+
 def _decode_error(path: Path, index: int, exc: BaseException) -> LoadError:
     """The file's sentence for a failed decode; the library's own words go to the log only."""
     log.info("decoding frame %d of a file failed: %s: %s", index + 1, type(exc).__name__,
@@ -698,6 +712,13 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
     def ordered_attributes(index: int) -> Dataset:
         return attributes(order[index])
 
+    preview = None
+    if samples == 1 and "TransferSyntaxUID" in getattr(ds, "file_meta", {}) \
+            and ds.file_meta.TransferSyntaxUID in (pydicom.uid.JPEG2000Lossless, pydicom.uid.JPEG2000):
+
+        def preview(index: int, max_side: int = 1024):
+            return _reduced_frame(path, order[index], n_frames, max_side)
+
     attrs0 = attributes(0)
     presets: list[VoiPreset] = voi.presets_from(attrs0) if samples == 1 else []
     if not presets:
@@ -718,7 +739,7 @@ def _open_dicom(path: Path, ds: Dataset) -> Image:
         patient_orientation=patient_orientation_of(ds),
         overlay_planes=overlays,
         n_frames=n_frames,
-        source=FrameSource(read=read, attributes=ordered_attributes),
+        source=FrameSource(read=read, attributes=ordered_attributes, preview=preview),
         laterality=laterality,
         laterality_source=lat_source,
         view=view_of(ds),
