@@ -33,6 +33,10 @@ SKIPPED = (
     ("mammolens pacs ", "needs the PACS the user configured as 'hospital' (tests/test_pacs.py runs every verb "
                         "against a real Orthanc)"),
     ("mammolens analyze ~/.cache/mammolens/pacs/", "a study pulled from that PACS into the user's cache"),
+    ("mammolens export RUN", "exports the run the `train projection` line above makes (not made here)"),
+    ("mammolens analyze study/ --method projection", "the paper's protocol, 9 seeds x 1000 steps: about ten "
+                                                    "minutes an image on a CPU (tests/test_projection.py runs "
+                                                    "analyze with 1 / 9 / 16 seeds at a few steps)"),
 )
 
 
