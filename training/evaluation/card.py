@@ -31,7 +31,9 @@ def evaluate_bundle(labels: str | Path, *, method: str = "translation", model: s
 
     spec = get(method)
     engine = load_engine(spec.method, model, device)
-    run = {k: v for k, v in spec.run_arguments(parameters or {}).items()}
+    # the parameters as given: the engine fills in its own defaults (a projection bundle's projector
+    # steps), and a calibration measured at other values is not used for the threshold
+    run = {k: v for k, v in (parameters or {}).items() if k != "device"}
     previous = read_card(engine.bundle.path / CARD_JSON)
     context = CardContext(engine=engine, labels=Path(labels), split=split, parameters=run, options=dict(options or {}),
                           previous=previous, progress=progress, log=log)
