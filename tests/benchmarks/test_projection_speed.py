@@ -39,7 +39,8 @@ def _bundle_and_run(tmp_path):
     from training.phantom import generate_dataset
     from training.projection import PRESETS, Config, StyleGAN2
 
-    generate_dataset(tmp_path / "data", n=4, views=("CC",), lesion_fraction=0.5, classes=("mass",),
+    # every patient: one CC with a mass and one without, so each split holds both (calibration needs them)
+    generate_dataset(tmp_path / "data", n=4, views=("CC",), lesion_fraction=1.0, classes=("mass",),
                      shape=(256, 208), pixel_spacing=0.8, splits=(0.5, 0.25, 0.25), seed=4)
     cfg = config_from_preset(Config, "cpu", PRESETS, labels=str(tmp_path / "data" / "labels.csv"),
                              out=str(tmp_path / "run"), iterations=1)
