@@ -23,3 +23,20 @@ def report(name: str, results: dict) -> None:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{name}.json").write_text(text)
     print("\n" + ("" if FULL else "(smoke size) ") + text)
+
+
+def healthygan_bundle(tmp_path):
+    """The shipped HealthyGAN bundle, or when it is not bundled a stand-in of its architecture
+    (timing only: weights do not change the cost)."""
+    from inference.bundle import resolve_bundle
+
+    try:
+        return resolve_bundle("healthygan-phantom", method="translation")
+    except ValueError:
+        from tests.conftest import train_tiny_healthygan
+        from training.export import export_run
+
+        train_tiny_healthygan(tmp_path / "standin", resolution=128, width=16, residual_blocks=6, iterations=2,
+                              command="benchmark stand-in")
+        return export_run(tmp_path / "standin" / "run", tmp_path / "standin-bundle", name="standin",
+                          log=lambda *a: None)

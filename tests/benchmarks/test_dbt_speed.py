@@ -80,20 +80,11 @@ def _now(model, frames):
 
 
 def test_dbt_volume_speed_and_memory(tmp_path):
-    from inference.bundle import resolve_bundle
     from inference.methods.translation import TranslationEngine
+    from tests.benchmarks.sizes import healthygan_bundle
     from training.phantom import simulate_dbt
 
-    try:
-        bundle = resolve_bundle("healthygan-phantom", method="translation")
-    except ValueError:  # not bundled: a stand-in of the shipped architecture (timing only)
-        from tests.conftest import train_tiny_healthygan
-        from training.export import export_run
-
-        train_tiny_healthygan(tmp_path / "standin", resolution=128, width=16, residual_blocks=6, iterations=2,
-                              command="benchmark stand-in")
-        bundle = export_run(tmp_path / "standin" / "run", tmp_path / "standin-bundle", name="standin",
-                            log=lambda *a: None)
+    bundle = healthygan_bundle(tmp_path)
     model = TranslationEngine(bundle, device="cpu")
     vol = simulate_dbt(3, shape=DBT_SHAPE, n_slices=DBT_SLICES, pixel_spacing=size(0.1, 0.8), lesion_classes=("mass",))
     frames = [np.clip(vol.frame(k).astype(np.float32) / 4095.0, 0, 1) for k in range(DBT_SLICES)]
