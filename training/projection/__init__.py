@@ -114,7 +114,7 @@ class StyleGAN2(GANMethod):
         # export_run loads the averaged generator into the networks this method built
         return projector_parameters(self.cfg, self.networks["generator"]) if hasattr(self, "networks") else {}
 
-    # -- the supervised ceiling (DESIGN.md, "Evaluating a model") ---------------------------------
+    # -- the supervised ceiling of the evaluation card (training.ceiling) -----------------------
 
     def supervised_network(self) -> torch.nn.Module:
         """The discriminator family (features and head, no minibatch layer): one logit per image."""
