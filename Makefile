@@ -186,4 +186,4 @@ bundle-projection: $(STAMP)
 		s('$(HG_DATA)/labels.csv', '$(PROJ_EVAL)/labels.csv', {'val': 4, 'test': 6})"
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method projection --labels $(PROJ_EVAL)/labels.csv --split test \
 		--model $(PROJ_BUNDLE) --seeds 16 --steps $(PROJ_STEPS) --no-ceiling --object-patients 0 \
-		--torch-run $(PROJ_RUN) --json build/projection-phantom-card.json
+		--card-option torch_run=$(PROJ_RUN) --json build/projection-phantom-card.json

@@ -302,9 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the supervised ceiling for the card (needs torch; default on)")
     p.add_argument("--object-patients", type=int, default=10,
                    help="phantom patients (4 views each) for the foreign-object check; 0 skips it (default 10)")
-    p.add_argument("--torch-run", type=Path, metavar="RUN",
-                   help="projection: also measure Table 1 through the torch eager projector on this training run's "
-                        "weights (needs torch)")
+    p.add_argument("--card-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting one of the method's card sections reads (repeatable; e.g. projection's "
+                        "torch_run=RUN: Table 1 through the torch eager projector on that training run too)")
     p.add_argument("--reuse", action="append", default=[], metavar="SECTION",
                    help="keep this section of the card already in the bundle instead of measuring it again "
                         "(repeatable; e.g. supervised_ceiling, which the model does not change)")
@@ -635,7 +635,7 @@ def _evaluate(args) -> int:
     values = _parameters(args, spec)
     device = values.pop("device", "auto")
     options = {"ceiling": args.ceiling, "object_patients": args.object_patients, "inception": args.inception,
-               "reuse": args.reuse, "torch_run": args.torch_run}
+               "reuse": args.reuse, **_card_options(args.card_option)}
     report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split, device=device,
                              card=args.card, parameters=values, options=options, progress=console_progress)
     print(file=sys.stderr)
@@ -649,6 +649,19 @@ def _evaluate(args) -> int:
 
         atomic_write_text(args.json, json.dumps(report, indent=2, default=float))
     return 0
+
+
+def _card_options(items: list[str]) -> dict:
+    """``--card-option NAME=VALUE`` -> {name: value} for the card sections (each reads its own)."""
+    from inference.errors import MammolensError
+
+    options = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise MammolensError(f"--card-option takes NAME=VALUE, not {item!r}.")
+        options[name.strip()] = value
+    return options
 
 
 def spec_capability(method: str) -> str:

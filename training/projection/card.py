@@ -59,7 +59,7 @@ def table1_markdown(rows: list[dict], steps: int | None = None) -> list[str]:
 
 class Table1(CardSection):
     """Paper 000's Table 1: 1, 9 and 16 seeds through ONNX Runtime (one 16-seed projection gives all
-    three: a seed's projection does not depend on the batch) and, with the ``torch_run`` option
+    three: a seed's projection does not depend on the batch) and, with the card option ``torch_run``
     (the training run folder), the same rows from the torch eager projector on the same weights."""
 
     name = "table1"
