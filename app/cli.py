@@ -320,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-shape", type=_shape, default=(512, 416), help="sweep: phantom image size (default 512x416)")
     p.add_argument("--sweep-spacing", type=float, default=0.4, help="sweep: phantom pixel spacing in mm (default 0.4)")
     p.add_argument("--sweep-seed", type=int, default=7, help="sweep: phantom seed (default 7)")
+    p.add_argument("--sweep-classes", type=_csv_list(LESION_CLASSES), default=None,
+                   help="sweep: lesion classes to draw (default: those of the phantom the bundle was trained on, "
+                        "else all four)")
     p.add_argument("--ceiling-epochs", type=int, default=30, help="epochs of the supervised ceiling (default 30)")
 
     p = sub.add_parser(
@@ -535,7 +538,7 @@ def _sweep(args, spec) -> int:
     from inference.methods import load_engine
 
     try:
-        from training.contrast_detail import contrast_detail_sweep, markdown, parse_sweep
+        from training.contrast_detail import contrast_detail_sweep, markdown, parse_sweep, training_classes
     except ImportError as exc:
         raise MammolensError(f"the sweep trains the supervised ceiling and needs torch ({exc}).") from None
     try:
@@ -545,8 +548,10 @@ def _sweep(args, spec) -> int:
     spec.require("produces_map")  # a generator has no detection curve to sweep
     parameters = _parameters(args, spec)
     engine = load_engine(spec.method, args.model, parameters.pop("device", "auto"))
+    classes = args.sweep_classes or training_classes(engine.bundle)
     report = contrast_detail_sweep(engine, args.sweep_out, axis=axis, values=values, patients=args.sweep_patients,
                                    shape=args.sweep_shape, spacing=args.sweep_spacing, seed=args.sweep_seed,
+                                   classes=classes,
                                    parameters=parameters, ceiling=args.ceiling, ceiling_epochs=args.ceiling_epochs,
                                    progress=console_progress)
     print(file=sys.stderr)

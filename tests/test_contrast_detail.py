@@ -76,3 +76,23 @@ def test_evaluate_sweep_refuses_a_bad_axis_and_needs_labels_otherwise(capsys):
     assert "needs --labels" in capsys.readouterr().err
     assert main(["evaluate", "--method", "synthesis", "--sweep", "contrast=1,2"]) == 2
     assert "Lesion synthesis cannot draw anomaly maps" in capsys.readouterr().err
+
+
+def test_a_sweep_draws_the_lesion_classes_the_bundle_was_trained_on(tmp_path, monkeypatch):
+    """A bundle trained without calcifications is swept without them unless --sweep-classes says otherwise."""
+    import training.contrast_detail as cd
+    from app.cli import main
+    from inference.bundle import load_bundle
+
+    bundle = load_bundle(BUNDLE)
+    recipe = str(bundle.provenance.get("training_data_recipe"))
+    named = tuple(recipe.split("--classes ")[1].split()[0].split(","))
+    assert cd.training_classes(bundle) == named
+    drawn = []
+    monkeypatch.setattr(cd, "contrast_detail_sweep", lambda engine, out, **kw: drawn.append(kw["classes"]) or {})
+    monkeypatch.setattr(cd, "markdown", lambda report: "")
+    assert main(["evaluate", "--method", "healthygan", "--model", str(BUNDLE), "--sweep", "contrast=1",
+                 "--sweep-out", str(tmp_path)]) == 0
+    assert main(["evaluate", "--method", "healthygan", "--model", str(BUNDLE), "--sweep", "contrast=1",
+                 "--sweep-out", str(tmp_path), "--sweep-classes", "mass"]) == 0
+    assert drawn == [named, ("mass",)]

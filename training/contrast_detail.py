@@ -82,6 +82,18 @@ def threshold_conspicuity(values: Sequence[float], aucs: Sequence[float], target
     return {"value": None, "status": "not reached"}
 
 
+def training_classes(bundle) -> tuple[str, ...] | None:
+    """The lesion classes of the phantom ``bundle`` was trained on (its recorded ``--classes``), if any.
+
+    A sweep draws the lesions the bundle's card was measured on: a bundle trained without
+    calcifications is not swept over them by default.
+    """
+    recipe = str((bundle.provenance or {}).get("training_data_recipe") or "").split()
+    if "--classes" not in recipe or recipe.index("--classes") + 1 >= len(recipe):
+        return None
+    return tuple(c for c in recipe[recipe.index("--classes") + 1].split(",") if c)
+
+
 def _auc_block(truth: np.ndarray, scores: np.ndarray) -> dict:
     from inference.metrics import auc_confidence_interval, roc_auc
 
