@@ -297,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthesis: an InceptionV3 as ONNX ((N, 3, 299, 299) in [0, 1] -> 2048-d pool features) for "
                         "the real FID beside the Frechet classifier distance; nothing is downloaded")
     p.add_argument("--card", action=argparse.BooleanOptionalAction, default=True,
-                   help="write the evaluation card (card.json, card.md) into the bundle (default on)")
+                   help="write the evaluation card (card.json, card.md) into the bundle; with --sweep, add the "
+                        "curve to it (default on)")
     p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
                    help="train the supervised ceiling for the card (needs torch; default on)")
     p.add_argument("--object-patients", type=int, default=10,
@@ -538,7 +539,8 @@ def _sweep(args, spec) -> int:
     from inference.methods import load_engine
 
     try:
-        from training.contrast_detail import contrast_detail_sweep, markdown, parse_sweep, training_classes
+        from training.contrast_detail import (add_to_card, contrast_detail_sweep, markdown, parse_sweep,
+                                              training_classes)
     except ImportError as exc:
         raise MammolensError(f"the sweep trains the supervised ceiling and needs torch ({exc}).") from None
     try:
@@ -557,6 +559,11 @@ def _sweep(args, spec) -> int:
     print(file=sys.stderr)
     print(markdown(report))
     print(f"wrote {args.sweep_out / 'contrast_detail.json'}, .md and .png")
+    if args.card:
+        if add_to_card(engine.bundle.path, report):
+            print(f"added the {axis} curve to the card of {engine.bundle.name} ({engine.bundle.path / 'card.md'})")
+        else:
+            print(f"{engine.bundle.name} has no card yet: `mammolens evaluate` writes it, then a sweep adds its curve.")
     return 0
 
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from training.contrast_detail import markdown, parse_sweep, plot_png, threshold_conspicuity
+from training.contrast_detail import add_to_card, markdown, parse_sweep, plot_png, threshold_conspicuity
 
 BUNDLE = Path(__file__).resolve().parents[1] / "resources" / "models" / "healthygan-phantom"
 
@@ -36,7 +37,9 @@ def test_a_tiny_sweep_of_the_shipped_bundle_writes_its_table_and_plot(tmp_path):
     from inference.methods import load_engine
     from training.contrast_detail import contrast_detail_sweep
 
-    engine = load_engine("translation", str(BUNDLE), "cpu")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    engine = load_engine("translation", str(bundle), "cpu")
     report = contrast_detail_sweep(engine, tmp_path / "cd", values=(0, 6), patients=10, shape=(256, 208),
                                    spacing=0.8, splits=(0.5, 0.0, 0.5), classes=("mass",), ceiling=False, seed=3)
     assert [s["contrast"] for s in report["settings"]] == [0.0, 6.0]
@@ -65,6 +68,15 @@ def test_a_tiny_sweep_of_the_shipped_bundle_writes_its_table_and_plot(tmp_path):
     again = contrast_detail_sweep(engine, tmp_path / "cd", values=(0, 6), patients=10, shape=(256, 208),
                                   spacing=0.8, splits=(0.5, 0.0, 0.5), classes=("mass",), ceiling=False, seed=3)
     assert again["settings"] == saved["settings"]
+    # the curve goes into the bundle's card: its table, its plot beside card.md, its part of the key line
+    assert add_to_card(bundle, report)
+    card = json.loads((bundle / "card.json").read_text())
+    assert card["contrast_detail"]["contrast"]["values"] == [0.0, 6.0]
+    assert "AUC 0.75 at contrast method" in card["key_line"] and "CHO" in card["key_line"]
+    md = (bundle / "card.md").read_text()
+    assert "## Contrast-detail curves" in md and "![contrast-detail curve, contrast](contrast_detail_contrast.png)" in md
+    assert (bundle / "contrast_detail_contrast.png").read_bytes() == plot_png(report)
+    assert "## Image level" in md  # the rest of the card is kept
 
 
 def test_evaluate_sweep_refuses_a_bad_axis_and_needs_labels_otherwise(capsys):
@@ -92,7 +104,30 @@ def test_a_sweep_draws_the_lesion_classes_the_bundle_was_trained_on(tmp_path, mo
     monkeypatch.setattr(cd, "contrast_detail_sweep", lambda engine, out, **kw: drawn.append(kw["classes"]) or {})
     monkeypatch.setattr(cd, "markdown", lambda report: "")
     assert main(["evaluate", "--method", "healthygan", "--model", str(BUNDLE), "--sweep", "contrast=1",
-                 "--sweep-out", str(tmp_path)]) == 0
+                 "--sweep-out", str(tmp_path), "--no-card"]) == 0
     assert main(["evaluate", "--method", "healthygan", "--model", str(BUNDLE), "--sweep", "contrast=1",
-                 "--sweep-out", str(tmp_path), "--sweep-classes", "mass"]) == 0
+                 "--sweep-out", str(tmp_path), "--sweep-classes", "mass", "--no-card"]) == 0
     assert drawn == [named, ("mass",)]
+
+
+def test_the_card_says_at_which_conspicuity_it_was_measured(tmp_path):
+    """Phantom lesions drawn at 12x contrast are named in the key line; real films (no scale) leave it out."""
+    from inference.labels import LabelRow, write_labels
+    from training.evaluation import CardContext
+    from training.evaluation.sections import Conspicuity
+
+    rows = [LabelRow("a.dcm", "P1", "L", "CC", "test", "mass", contrast=12.0, size_scale=1.0),
+            LabelRow("b.dcm", "P1", "R", "CC", "test", "normal"),
+            LabelRow("c.dcm", "P2", "L", "CC", "test", "asymmetry", contrast=12.0, size_scale=1.0),
+            LabelRow("d.dcm", "P3", "L", "CC", "val", "mass", contrast=3.0, size_scale=1.0)]
+    write_labels(tmp_path / "labels.csv", rows)
+    section = Conspicuity()
+    block = section.measure(CardContext(engine=None, labels=tmp_path / "labels.csv", split="test"))
+    assert block == {"contrast": [12.0], "size": [1.0], "classes": {"mass": 1, "asymmetry": 1}}
+    report = {"supervised_ceiling": {"auc": 0.83}}
+    assert section.key_part(block, report) == "phantom lesions at 12x the realistic contrast"
+    text = "\n".join(section.markdown(block, report))
+    assert "12x its realistic contrast" in text and "supervised ceiling reaches 0.83" in text
+    write_labels(tmp_path / "films.csv", [LabelRow("a.dcm", "P1", "L", "CC", "test", "mass"),
+                                          LabelRow("b.dcm", "P2", "L", "CC", "test", "normal")])
+    assert section.measure(CardContext(engine=None, labels=tmp_path / "films.csv", split="test")) is None

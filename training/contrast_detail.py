@@ -222,6 +222,23 @@ def contrast_detail_sweep(engine, out_dir, *, axis: str = "contrast", values: Se
     return report
 
 
+def add_to_card(bundle_dir: Path, report: dict) -> bool:
+    """Put the sweep into the bundle's card (its ``contrast_detail`` section, one curve per axis).
+
+    False when the bundle has no card yet (``mammolens evaluate`` writes it first).
+    """
+    from inference.bundle import CARD_JSON
+    from training.evaluation.card import key_line, read_card, write_card
+
+    card = read_card(Path(bundle_dir) / CARD_JSON)
+    if not card:
+        return False
+    card["contrast_detail"] = {**(card.get("contrast_detail") or {}), report["axis"]: report}
+    card["key_line"] = key_line(card)
+    write_card(Path(bundle_dir), card)
+    return True
+
+
 def _measured(out: Path, engine, axis, recipe, parameters, ceiling_epochs) -> dict[float, dict]:
     """The settings an earlier sweep into ``out`` measured with the same bundle and recipe."""
     try:

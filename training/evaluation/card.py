@@ -84,12 +84,15 @@ def card_markdown(report: dict) -> str:
 def write_card(bundle_dir: Path, report: dict) -> None:
     """``card.json``, ``card.md`` and the sections' files, each written atomically (the card last)."""
     from inference.bundle import CARD_JSON
-    from inference.files import atomic_write_text
+    from inference.files import atomic_write_bytes, atomic_write_text
 
     for section in sections_of(report["method"]):
         if section.name in report:
-            for name, text in section.files(report[section.name], report).items():
-                atomic_write_text(Path(bundle_dir) / name, text)
+            for name, content in section.files(report[section.name], report).items():
+                if isinstance(content, bytes):
+                    atomic_write_bytes(Path(bundle_dir) / name, content)
+                else:
+                    atomic_write_text(Path(bundle_dir) / name, content)
     atomic_write_text(Path(bundle_dir) / CARD_JSON, json.dumps(report, indent=2, default=float) + "\n")
     atomic_write_text(Path(bundle_dir) / CARD_MD, card_markdown(report))
 

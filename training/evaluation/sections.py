@@ -118,8 +118,8 @@ class CardSection:
         """Its part of the one-line summary the viewer shows (None: nothing)."""
         return None
 
-    def files(self, block: dict, report: dict) -> dict[str, str]:
-        """Files written into the bundle beside the card (name -> text), e.g. a table as CSV."""
+    def files(self, block: dict, report: dict) -> dict[str, str | bytes]:
+        """Files written into the bundle beside the card (name -> text or bytes), e.g. a table as CSV."""
         return {}
 
 
@@ -454,8 +454,110 @@ class Baseline(CardSection):
                 f"{fmt(auc['auc_a'])} (paired p {fmt(auc['p_value'], 2)})")
 
 
+# ---------------------------------------------------------------------------------------------
+# where the card stands: the lesions' conspicuity, and the contrast-detail curves around it
+
+
+class Conspicuity(CardSection):
+    """The lesion contrast and size scales of the split under test (the phantom's labels record them).
+
+    A card measured on conspicuous phantom lesions must say so wherever its numbers are read: the
+    key line names the setting, the realistic one (scale 1) is in the contrast-detail section.
+    Real films (no such columns) leave the section out.
+    """
+
+    name = "conspicuity"
+
+    def measure(self, context):
+        from inference.labels import read_labels
+
+        rows = [r for r in read_labels(context.labels) if r.split == context.split and r.is_lesion]
+        contrasts = sorted({r.contrast for r in rows if r.contrast is not None})
+        sizes = sorted({r.size_scale for r in rows if r.size_scale is not None})
+        if not rows or not (contrasts or sizes):
+            return None
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.label] = counts.get(r.label, 0) + 1
+        return {"contrast": contrasts or [1.0], "size": sizes or [1.0], "classes": counts}
+
+    @staticmethod
+    def _scales(values) -> str:
+        return "/".join(f"{v:g}" for v in values)
+
+    def markdown(self, block, report):
+        ceiling = (report.get("supervised_ceiling") or {}).get("auc")
+        text = (f"The lesions of the split under test are the phantom's at {self._scales(block['contrast'])}x its "
+                f"realistic contrast and {self._scales(block['size'])}x its realistic size (classes: "
+                + ", ".join(f"{c} {n}" for c, n in sorted(block["classes"].items())) + ").")
+        if ceiling is not None:
+            text += (f" Here the supervised ceiling reaches {fmt(ceiling)}: the card's rule is to train and measure "
+                     "where it reaches 0.75, so that a method near chance is a method that did not learn, not a "
+                     "setting that hides the lesions.")
+        text += " The realistic lesions (scale 1) are in the contrast-detail curves, where the bundle has them."
+        return ["", "## Lesion conspicuity", "", text]
+
+    def key_part(self, block, report):
+        if block["contrast"] == [1.0] and block["size"] == [1.0]:
+            return "the phantom's realistic lesions"
+        parts = []
+        if block["contrast"] != [1.0]:
+            parts.append(f"{self._scales(block['contrast'])}x")
+        text = f"phantom lesions at {' '.join(parts)} the realistic contrast" if parts else "phantom lesions"
+        if block["size"] != [1.0]:
+            text += f", {self._scales(block['size'])}x the size"
+        return text
+
+
+class ContrastDetail(CardSection):
+    """The contrast-detail curves ``mammolens evaluate --sweep`` added to the card (one per axis).
+
+    A sweep takes an hour or more on a CPU, so it is its own command; a card measured again
+    keeps the curves of the same bundle (an export writes a new bundle folder without them).
+    """
+
+    name = "contrast_detail"
+
+    def measure(self, context):
+        return context.previous.get(self.name) or None
+
+    def markdown(self, block, report):
+        from training.contrast_detail import markdown
+
+        lines = ["", "## Contrast-detail curves", "",
+                 "The same phantom seeds written at several lesion conspicuities (1 = the realistic lesions); at "
+                 "each, the method, its model-free baseline, the supervised ceiling and a channelized Hotelling "
+                 "observer on that setting's test split."]
+        for axis, sweep in block.items():
+            lines += ["", markdown(sweep).rstrip("\n"), "", f"![contrast-detail curve, {axis}]({self.png(axis)})"]
+        return lines
+
+    @staticmethod
+    def png(axis: str) -> str:
+        return f"contrast_detail_{axis}.png"
+
+    def key_part(self, block, report):
+        parts = []
+        for axis, sweep in block.items():
+            reached = []
+            for reader, title in (("method", "method"), ("ceiling", "ceiling"), ("cho", "CHO")):
+                t = sweep["threshold"].get(reader)
+                if t is None:
+                    continue
+                value = (f"{t['value']:.2g}" if t["status"] == "interpolated" else
+                         f"<= {t['value']:g}" if t["value"] is not None else f"> {sweep['values'][-1]:g}")
+                reached.append(f"{title} {value}")
+            parts.append(f"AUC 0.75 at {axis} " + ", ".join(reached))
+        return "; ".join(parts) or None
+
+    def files(self, block, report):
+        from training.contrast_detail import plot_png
+
+        return {self.png(axis): plot_png(sweep) for axis, sweep in block.items()}
+
+
 #: the sections every map method's card holds, in order (the budget is added to every card); a
 #: method adds its :class:`Baseline` and its own sections after them
-DETECTION: tuple[CardSection, ...] = (ImageLevel(), Localisation(), RandomBoxNull(), SupervisedCeiling(),
-                                      ForeignObjects())
+DETECTION: tuple[CardSection, ...] = (ImageLevel(), Conspicuity(), Localisation(), RandomBoxNull(),
+                                      SupervisedCeiling(), ForeignObjects(), ContrastDetail())
 BUDGET = Budget()
