@@ -182,8 +182,7 @@ bundle-projection: $(STAMP)
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens export $(PROJ_RUN) --out $(PROJ_BUNDLE) --name projection-phantom \
 		--calibration-parameter steps=8 --calibration-images 4
 	mkdir -p $(PROJ_EVAL) && cp $(HG_DATA)/phantom.json $(PROJ_EVAL)/
-	$(PY) -c "from training.projection.card import evaluation_subset as s; \
-		s('$(HG_DATA)/labels.csv', '$(PROJ_EVAL)/labels.csv', {'val': 4, 'test': 6})"
+	$(VENV)/bin/mammolens dataset subset $(HG_DATA)/labels.csv --out $(PROJ_EVAL)/labels.csv --per-class val=4,test=6
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method projection --labels $(PROJ_EVAL)/labels.csv --split test \
 		--model $(PROJ_BUNDLE) --seeds 16 --steps $(PROJ_STEPS) --no-ceiling --object-patients 0 \
 		--card-option torch_run=$(PROJ_RUN) --json build/projection-phantom-card.json

@@ -26,6 +26,17 @@ def _shape(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+def _per_split(text: str) -> dict[str, int]:
+    """``val=20,test=40`` -> {"val": 20, "test": 40}."""
+    out = {}
+    for part in str(text).split(","):
+        split, sep, n = part.partition("=")
+        if not sep or not split.strip() or not n.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"give SPLIT=N pairs such as val=20,test=40, not {text!r}")
+        out[split.strip()] = int(n)
+    return out
+
+
 def _csv_list(choices):
     def parse(text: str) -> tuple[str, ...]:
         values = tuple(v.strip() for v in text.split(",") if v.strip())
@@ -372,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--splits", type=_fractions, default=(0.7, 0.15, 0.15),
                    help="train,val,test fractions by patient (MIAS; default 0.7,0.15,0.15)")
     q.add_argument("--seed", type=int, default=0, help="seed of the patient split (default 0)")
+    q = dsub.add_parser("subset", help="a labels CSV with the train split and a few images of other splits (a card "
+                                       "of a slow method)")
+    q.add_argument("labels", type=Path, help="the labels CSV to draw from")
+    q.add_argument("--out", type=Path, required=True, help="labels CSV to write (image paths rewritten to stay valid)")
+    q.add_argument("--per-class", type=_per_split, required=True, metavar="SPLIT=N,...",
+                   help="at most N normal and N abnormal images of each split named, e.g. val=20,test=40; the "
+                        "train split is kept whole")
+    q.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
     _add_examples(sub)
     return parser
 
@@ -390,7 +409,8 @@ EXAMPLES = {
     "analyze": ["mammolens analyze study/ --out maps/", "mammolens analyze volume.dcm --all-slices --out dbt-maps/",
                 "mammolens analyze cohort/ --out maps/ --workers 2   (run again to resume)"],
     "evaluate": ["mammolens evaluate --method healthygan --model healthygan-phantom --labels phantom/labels.csv"],
-    "dataset": ["mammolens dataset import mias ../shared/data/mias --out mias.csv"],
+    "dataset": ["mammolens dataset import mias ../shared/data/mias --out mias.csv",
+                "mammolens dataset subset phantom/labels.csv --out eval/labels.csv --per-class val=20,test=40"],
 }
 
 
@@ -447,7 +467,7 @@ def _dispatch(args) -> int:
     if args.command == "phantom":
         return _phantom(args)
     if args.command == "dataset":
-        return _dataset_import(args)
+        return _dataset_subset(args) if args.dataset_command == "subset" else _dataset_import(args)
     if args.command == "train":
         return _train(args)
     if args.command == "train-all":
@@ -720,6 +740,21 @@ def _augmentation(args) -> int:
         from inference.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result, indent=2))
+    return 0
+
+
+def _dataset_subset(args) -> int:
+    from inference.errors import MammolensError
+    from inference.labels import labels_subset, read_labels, rows_by_image
+
+    if not args.labels.is_file():
+        raise MammolensError(f"{args.labels} is not a labels file.")
+    labels_subset(args.labels, args.out, args.per_class, seed=args.seed)
+    grouped = rows_by_image(read_labels(args.out))
+    counts: dict[str, int] = {}
+    for rows in grouped.values():
+        counts[rows[0].split] = counts.get(rows[0].split, 0) + 1
+    print(f"wrote {args.out}: " + ", ".join(f"{split} {n}" for split, n in sorted(counts.items())) + " image(s)")
     return 0
 
 

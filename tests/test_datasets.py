@@ -178,3 +178,33 @@ def test_boxes_follow_the_preprocessing_into_model_space_and_rois_are_cut_there(
     patches, classes = lesion_rois(data, size=16, margin=1.5)
     assert patches.shape == (1, 16, 16) and classes == ["mass"]
     assert patches[0, 6:10, 6:10].min() > 0.9 and patches[0].min() < 0.6, "lesion in the middle, context around"
+
+
+def test_dataset_subset_keeps_train_draws_per_class_and_paths_still_resolve(tmp_path, capsys):
+    from app.cli import main
+    from inference.labels import LabelRow, image_label, read_labels, rows_by_image, write_labels
+
+    data = tmp_path / "data"
+    rows = []
+    for i in range(30):
+        split = ("train", "val", "test")[i % 3]
+        label = "mass" if i % 2 else "normal"
+        rows.append(LabelRow(f"P{i}/L_CC.dcm", f"P{i}", "L", "CC", split, label,
+                             **({"x0": 1, "y0": 1, "x1": 5, "y1": 5} if label == "mass" else {})))
+        (data / f"P{i}").mkdir(parents=True)
+        (data / f"P{i}" / "L_CC.dcm").write_bytes(b"x")
+    write_labels(data / "labels.csv", rows)
+    out = tmp_path / "eval" / "labels.csv"
+    assert main(["dataset", "subset", str(data / "labels.csv"), "--out", str(out), "--per-class", "val=2,test=3"]) == 0
+    assert "test 6, train 10, val 4 image(s)" in capsys.readouterr().out
+    grouped = rows_by_image(read_labels(out))
+    by_split = {}
+    for path, image_rows in grouped.items():
+        assert (out.parent / path).is_file()  # rewritten relative to the new file
+        by_split.setdefault(image_rows[0].split, []).append(image_label(image_rows))
+    assert sorted(by_split["test"]) == ["mass"] * 3 + ["normal"] * 3 and len(by_split["train"]) == 10
+    again = tmp_path / "again.csv"
+    main(["dataset", "subset", str(data / "labels.csv"), "--out", str(again), "--per-class", "val=2,test=3"])
+    assert [r.patient for r in read_labels(again)] == [r.patient for r in read_labels(out)]  # the same draw
+    assert main(["dataset", "subset", str(tmp_path / "none.csv"), "--out", str(again), "--per-class", "val=1"]) == 2
+    assert "is not a labels file" in capsys.readouterr().err

@@ -7,7 +7,7 @@ and paper 000's Table 1 layout, named by the registry entry (``card="training.pr
 * :func:`pca_baseline`: reconstruction from a PCA of the train split's normals
   (:mod:`training.projection.baseline`), compared with the method by the shared
   :class:`~training.evaluation.sections.Baseline` section;
-* :func:`evaluation_subset`: the labels subset the shipped card is measured on (projection takes
+* (the labels subset the shipped card is measured on: ``mammolens dataset subset``, projection takes
   minutes an image on a CPU).
 """
 from __future__ import annotations
@@ -103,34 +103,6 @@ def pca_baseline(context) -> dict:
 
 
 SECTIONS = DETECTION + (Baseline(pca_baseline), Table1())
-
-
-def evaluation_subset(labels: str | Path, out: str | Path, per_class: dict[str, int], seed: int = 0) -> Path:
-    """A labels file at ``out`` with the train split of ``labels`` and, for each split in ``per_class``,
-    at most that many normal and as many abnormal images of it (drawn with ``seed``); image paths
-    are rewritten to stay valid from ``out``'s folder.
-
-    Projection takes minutes an image on a CPU: the card is measured on a subset the way the paper
-    measured on 50 cancers and 50 normals.
-    """
-    import dataclasses
-    import os
-
-    from inference.labels import image_label, read_labels, rows_by_image, write_labels
-
-    labels, out = Path(labels), Path(out)
-    rel = Path(os.path.relpath(labels.parent.resolve(), out.parent.resolve()))
-    grouped = rows_by_image(read_labels(labels))
-    rng = np.random.default_rng(seed)
-    keep: list[str] = [p for p, rows in grouped.items() if rows[0].split == "train"]
-    for split, n in per_class.items():
-        paths = [p for p, rows in grouped.items() if rows[0].split == split]
-        for normal in (True, False):
-            pool = [p for p in paths if (image_label(grouped[p]) == "normal") == normal]
-            keep += [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
-    rows = [dataclasses.replace(r, path=str(rel / r.path)) for p in keep for r in grouped[p]]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return write_labels(out, rows)
 
 
 def torch_table1(run_dir: str | Path, labels: str | Path, *, split: str = "test", steps: int = 8,
