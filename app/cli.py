@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-classes", type=_csv_list(LESION_CLASSES), default=None,
                    help="sweep: lesion classes to draw (default: those of the phantom the bundle was trained on, "
                         "else all four)")
-    p.add_argument("--ceiling-epochs", type=int, default=30, help="epochs of the supervised ceiling (default 30)")
+    p.add_argument("--ceiling-epochs", type=int, default=30, help="epochs of the supervised ceiling, card or sweep (default 30)")
 
     p = sub.add_parser(
         "synthesize", help="generate synthetic lesion patches with a synthesis bundle and export them (PNG, DICOM, CSV)",
@@ -666,8 +666,8 @@ def _evaluate(args) -> int:
         raise MammolensError("evaluate needs --labels (or --sweep for contrast-detail curves).")
     values = _parameters(args, spec)
     device = values.pop("device", "auto")
-    options = {"ceiling": args.ceiling, "object_patients": args.object_patients, "inception": args.inception,
-               "reuse": args.reuse, **_card_options(args.card_option)}
+    options = {"ceiling": args.ceiling, "ceiling_epochs": args.ceiling_epochs, "object_patients": args.object_patients,
+               "inception": args.inception, "reuse": args.reuse, **_card_options(args.card_option)}
     report = evaluate_bundle(args.labels, method=spec.method, model=args.model, split=args.split, device=device,
                              card=args.card, parameters=values, options=options, progress=console_progress)
     print(file=sys.stderr)

@@ -328,7 +328,8 @@ class SupervisedCeiling(CardSection):
             return None
         from training.ceiling import supervised_ceiling
 
-        return supervised_ceiling(context.engine.bundle, context.labels, split=context.split)
+        return supervised_ceiling(context.engine.bundle, context.labels, split=context.split,
+                                  epochs=int(context.option("ceiling_epochs", 30)))
 
     def markdown(self, block, report):
         return ["", "## Supervised ceiling", "", block["description"], "",
