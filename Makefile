@@ -66,46 +66,56 @@ fuzz: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# The bundled HealthyGAN model, from nothing: phantom data (the training images carry no foreign
-# object), the CPU preset (128 px, widths 16 / 32, 2000 critic iterations; about 30-40 min on 2
-# cores), export with calibration on the val split, and the evaluation card on the test split
-# (written into the bundle). See README, "The shipped HealthyGAN bundle".
+# The three detection bundles are trained and measured on one phantom where the supervised ceiling
+# reaches 0.75 (the card rule): 1 000 patients, lesions at 12x the realistic contrast, no
+# calcification clusters (invisible at the CPU presets' 1.6 mm per model pixel, for every reader).
+# Each card states that setting; its contrast-detail curve (contrast 0-16, same seeds) reports the
+# realistic lesions (1x) beside it. About 10 min to write the phantom. See README, "The shipped
+# detection bundles".
+DET_DATA  := build/phantom-c12
+DET_SWEEP := --sweep contrast=0,1,2,4,8,12,16 --sweep-patients 60 --ceiling-epochs 15
+
+$(DET_DATA)/labels.csv: | $(STAMP)
+	$(VENV)/bin/mammolens phantom --out $(DET_DATA) --n 1000 --lesion-fraction 0.75 --lesion-views breast \
+		--classes mass,architectural_distortion,asymmetry --shape 512x416 --spacing 0.4 --splits 0.6,0.2,0.2 \
+		--seed 22 --lesion-contrast 12
+
+# The realistic-contrast phantom the synthesis bundle is trained on.
 HG_DATA := build/phantom-hg
-HG_RUN  := build/run-hg-phantom
+
+# HealthyGAN: the CPU preset (128 px, widths 16 / 32) on one thread for at most 50 min (the three
+# bundles were trained side by side on the 2-core machine), export calibrated on the val split, the
+# card on the test split (ceiling 10 epochs), then the contrast-detail curve.
+HG_RUN    := build/run-hg-c12
 HG_BUNDLE := resources/models/healthygan-phantom
 
-bundle-healthygan: $(STAMP)
-	$(VENV)/bin/mammolens phantom --out $(HG_DATA) --n 250 --lesion-fraction 0.75 --lesion-views breast \
-		--shape 512x416 --spacing 0.4 --splits 0.6,0.2,0.2 --seed 2
-	$(VENV)/bin/mammolens train healthygan --preset cpu --labels $(HG_DATA)/labels.csv --out $(HG_RUN)
+bundle-healthygan: $(DET_DATA)/labels.csv
+	$(VENV)/bin/mammolens train healthygan --preset cpu --labels $(DET_DATA)/labels.csv --out $(HG_RUN) \
+		--threads 1 --time-budget-s 3000
 	$(VENV)/bin/mammolens export $(HG_RUN) --out $(HG_BUNDLE) --name healthygan-phantom
-	$(VENV)/bin/mammolens evaluate --method healthygan --labels $(HG_DATA)/labels.csv --split test --model $(HG_BUNDLE)
+	$(VENV)/bin/mammolens evaluate --method healthygan --labels $(DET_DATA)/labels.csv --split test \
+		--model $(HG_BUNDLE) --ceiling-epochs 10
+	$(VENV)/bin/mammolens evaluate --method healthygan --model $(HG_BUNDLE) $(DET_SWEEP) --sweep-out build/cd-hg
 
-# The bundled inpainting model (paper 002): trained on the normal images of the HealthyGAN phantom's
-# train split (remade only when absent; the same command as bundle-healthygan's first line), CPU
-# preset (256 px, FOV 64 / hole 32, widths 8, one thread, stops at 45 min), export calibrated on
-# the val split, and the card on a test set with >= 20 lesions per class: the phantom's test split
-# plus 12 patients with architectural distortions and asymmetries (those two classes have 10 and
-# 16 in the test split). Calibration and card at stride 16: stride 8 would take over an hour more on
-# the shared 2-core machine. See README, "Inpainting".
-INP_RUN    := build/run-inp-phantom
+# Inpainting (paper 002): trained on the phantom's normal training images, CPU preset (256 px, FOV
+# 64 / hole 32, widths 8, one thread; 5 000 iterations), export calibrated at the default stride 8
+# on 40 normal + 40 lesion val images, the card at stride 8 on 40 + 40 test images (thresholds
+# from 20 + 20 val images), the contrast-detail curve at stride 16 (4x cheaper).
+INP_RUN    := build/run-inp-c12
 INP_BUNDLE := resources/models/inpainting-phantom
-INP_EXTRA  := build/phantom-inp-extra
-INP_EVAL   := build/phantom-inp-eval
+INP_EVAL   := build/eval-c12-inp
 
-bundle-inpainting: $(STAMP)
-	test -f $(HG_DATA)/labels.csv || $(VENV)/bin/mammolens phantom --out $(HG_DATA) --n 250 --lesion-fraction 0.75 \
-		--lesion-views breast --shape 512x416 --spacing 0.4 --splits 0.6,0.2,0.2 --seed 2
-	$(VENV)/bin/mammolens phantom --out $(INP_EXTRA) --n 12 --lesion-fraction 1.0 --lesion-views breast \
-		--classes architectural_distortion,asymmetry --shape 512x416 --spacing 0.4 --splits 0,0,1 --seed 12
-	mkdir -p $(INP_EVAL) && cp $(HG_DATA)/phantom.json $(INP_EVAL)/
-	$(PY) -c "import dataclasses as d; from inference.labels import read_labels as r, write_labels as w; \
-		w('$(INP_EVAL)/labels.csv', [d.replace(x, path='../phantom-hg/' + x.path) for x in r('$(HG_DATA)/labels.csv')] \
-		+ [d.replace(x, path='../phantom-inp-extra/' + x.path, patient='X' + x.patient) for x in r('$(INP_EXTRA)/labels.csv')])"
-	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train inpainting --preset cpu --labels $(HG_DATA)/labels.csv --out $(INP_RUN)
-	$(VENV)/bin/mammolens export $(INP_RUN) --out $(INP_BUNDLE) --name inpainting-phantom --calibration-parameter stride=16
-	$(VENV)/bin/mammolens evaluate --method inpainting --labels $(INP_EVAL)/labels.csv --split test --model $(INP_BUNDLE) \
-		--stride 16
+bundle-inpainting: $(DET_DATA)/labels.csv
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train inpainting --preset cpu --labels $(DET_DATA)/labels.csv \
+		--out $(INP_RUN) --threads 1 --time-budget-s 3000
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens export $(INP_RUN) --out $(INP_BUNDLE) --name inpainting-phantom \
+		--calibration-parameter stride=8 --calibration-images 40
+	$(VENV)/bin/mammolens dataset subset $(DET_DATA)/labels.csv --out $(INP_EVAL)/labels.csv --per-class val=20,test=40
+	cp $(DET_DATA)/phantom.json $(INP_EVAL)/
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method inpainting --labels $(INP_EVAL)/labels.csv --split test \
+		--model $(INP_BUNDLE) --stride 8 --ceiling-epochs 10
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method inpainting --model $(INP_BUNDLE) --stride 16 $(DET_SWEEP) \
+		--sweep-out build/cd-inp
 
 # Every method's GPU preset within minutes each (the command a GPU lease runs; resumable).
 gpu-bundles: $(STAMP)
@@ -158,31 +168,27 @@ mias-inpainting: $(STAMP)
 	$(VENV)/bin/mammolens evaluate --method inpainting --labels build/mias/labels.csv --split test \
 		--model build/models/inpainting-mias --stride 16 --no-ceiling --json build/inp-mias-card.json
 
-# The bundled StyleGAN2 projection model (paper 000): trained on the normal images of the HealthyGAN
-# phantom's train split (remade only when absent), CPU preset (128 px, channel base 2048 / max 64,
-# z = w = 128, 2-layer mapping, batch 8, one thread) for at most 55 minutes (rerun to resume; the
-# shipped run was stopped by hand at its iteration-800 checkpoint, see README), export with the
-# projector graph, calibrated at 8 projector steps and 9 seeds on 4 normal + 4 abnormal val images,
-# and the card at PROJ_STEPS steps with 16 seeds (which also gives the 1- and 9-seed rows of Table 1)
-# on a subset of 6 normal + 6 abnormal test images, thresholds from 4 + 4 val images, without the
-# foreign-object check and the supervised ceiling: on the shared 2-core machine a projection step
-# costs 0.1 to 0.7 s per seed (by the load), so the full test split at the reference 1000 steps
-# would take days; a run at 20 steps on 10 + 10 images with the object check did not finish in time.
-# The last line adds Table 1's rows for the torch eager projector (same weights, seeds and images). See README, "StyleGAN2 projection (paper 000)".
-PROJ_RUN    := build/run-proj-phantom
+# StyleGAN2 projection (paper 000): trained on the phantom's normal training images, CPU preset
+# (128 px, channel base 2048 / max 64, z = w = 128, 2-layer mapping, batch 8, one thread) for at
+# most 50 min per run (rerun to resume; the shipped run resumed the 800-iteration run of the
+# realistic phantom, whose normal images come from the same simulator: lesion contrast changes
+# lesions only), export calibrated at 8 projector steps on 4 normal + 4 lesion val images, the card
+# at 8 steps and 16 seeds (the 1- and 9-seed rows of Table 1 too) on 20 + 20 test images
+# (thresholds from 8 + 8 val), the contrast-detail curve with 1 seed at 8 steps. A projection step
+# costs 0.1-0.7 s per seed on the shared 2-core machine: the reference 1 000 steps would take days.
+PROJ_RUN    := build/run-proj-c12
 PROJ_BUNDLE := resources/models/projection-phantom
-PROJ_EVAL   := build/phantom-proj-eval
+PROJ_EVAL   := build/eval-c12-proj
 PROJ_STEPS  ?= 8
 
-bundle-projection: $(STAMP)
-	test -f $(HG_DATA)/labels.csv || $(VENV)/bin/mammolens phantom --out $(HG_DATA) --n 250 --lesion-fraction 0.75 \
-		--lesion-views breast --shape 512x416 --spacing 0.4 --splits 0.6,0.2,0.2 --seed 2
-	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train projection --preset cpu --labels $(HG_DATA)/labels.csv \
-		--out $(PROJ_RUN) --time-budget-s 3300
+bundle-projection: $(DET_DATA)/labels.csv
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train projection --preset cpu --labels $(DET_DATA)/labels.csv \
+		--out $(PROJ_RUN) --threads 1 --time-budget-s 3000
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens export $(PROJ_RUN) --out $(PROJ_BUNDLE) --name projection-phantom \
 		--calibration-parameter steps=8 --calibration-images 4
-	mkdir -p $(PROJ_EVAL) && cp $(HG_DATA)/phantom.json $(PROJ_EVAL)/
-	$(VENV)/bin/mammolens dataset subset $(HG_DATA)/labels.csv --out $(PROJ_EVAL)/labels.csv --per-class val=4,test=6
+	$(VENV)/bin/mammolens dataset subset $(DET_DATA)/labels.csv --out $(PROJ_EVAL)/labels.csv --per-class val=8,test=20
+	cp $(DET_DATA)/phantom.json $(PROJ_EVAL)/
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method projection --labels $(PROJ_EVAL)/labels.csv --split test \
-		--model $(PROJ_BUNDLE) --seeds 16 --steps $(PROJ_STEPS) --no-ceiling --object-patients 0 \
-		--card-option torch_run=$(PROJ_RUN) --json build/projection-phantom-card.json
+		--model $(PROJ_BUNDLE) --seeds 16 --steps $(PROJ_STEPS) --object-patients 2 --ceiling-epochs 10
+	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method projection --model $(PROJ_BUNDLE) --seeds 1 \
+		--steps $(PROJ_STEPS) $(DET_SWEEP) --sweep-out build/cd-proj

@@ -409,7 +409,7 @@ EXAMPLES = {
     "analyze": ["mammolens analyze study/ --out maps/", "mammolens analyze volume.dcm --all-slices --out dbt-maps/",
                 "mammolens analyze cohort/ --out maps/ --workers 2   (run again to resume)"],
     "evaluate": ["mammolens evaluate --method healthygan --model healthygan-phantom --labels phantom/labels.csv"],
-    "dataset": ["mammolens dataset import mias ../shared/data/mias --out mias.csv",
+    "dataset": ["mammolens dataset import mias mini-mias/ --out mias.csv",
                 "mammolens dataset subset phantom/labels.csv --out eval/labels.csv --per-class val=20,test=40"],
 }
 
