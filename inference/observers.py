@@ -223,8 +223,29 @@ def known_location_rois(images, masks, labels: Sequence[str], boxes, views: Sequ
     return (np.stack(present) if present else empty, np.stack(absent) if absent else empty, p_idx, a_idx, classes)
 
 
+def twin_rois(images, twin_images, labels: Sequence[str], boxes, *, size: int):
+    """Signal-present ROIs on the lesion images and signal-absent ROIs at the same places of their
+    lesion-free twins (the same phantom seed written without the lesion).
+
+    Background known statistically at exactly the lesion's place: the two classes differ by the
+    lesion and nothing else, so at zero lesion contrast the observer is at chance by construction.
+    (Absent ROIs from other breasts see another tissue mix than the places lesions are drawn at:
+    on this phantom that alone gave the CHO an AUC of 0.67 with no lesion at all.) Returns
+    ``(present, absent, classes)``.
+    """
+    present, absent, classes = [], [], []
+    for i in range(len(images)):
+        if labels[i] != "normal" and boxes[i]:
+            c = _box_centre(boxes[i][0])
+            present.append(roi_at(images[i], c, size))
+            absent.append(roi_at(twin_images[i], c, size))
+            classes.append(labels[i])
+    empty = np.zeros((0, size, size))
+    return (np.stack(present) if present else empty, np.stack(absent) if absent else empty, classes)
+
+
 def cho_on_sets(train, test, *, size: int | None = None, width: float | None = None, n_channels: int = 6,
-                seed: int = 0) -> dict:
+                seed: int = 0, train_twins=None, test_twins=None) -> dict:
     """Train a CHO on one set of prepared images and measure its AUC on another.
 
     ``train`` and ``test`` carry ``images``, ``masks``, ``labels``, ``boxes`` and ``views`` (as
@@ -232,7 +253,9 @@ def cho_on_sets(train, test, *, size: int | None = None, width: float | None = N
     the training set (:func:`inference.metrics.median_box_side`), ``size`` to the even number nearest
     ``4 * width`` (at least 16, at most half the image). Returns :func:`cho_auc`'s numbers plus
     ``per_class`` (each lesion class's present ROIs against all absent ones: ``n``, ``auc``) and the
-    settings used.
+    settings used. With ``train_twins`` / ``test_twins`` (the same images written without their
+    lesions, in the same order) the signal-absent ROIs are the lesions' places on the twins
+    (:func:`twin_rois`); without, places laid on normal images (:func:`known_location_rois`).
     """
     from inference.metrics import median_box_side, roc_auc
 
@@ -241,11 +264,15 @@ def cho_on_sets(train, test, *, size: int | None = None, width: float | None = N
     if size is None:  # at most half the image, so signal-absent ROIs still fit in normal breasts
         size = int(min(max(16, 2 * round(2 * width)), min(train.images.shape[1:]) // 2))
     channels = laguerre_gauss_channels(size, width, n_channels)
-    tp, ta, _, _, _ = known_location_rois(train.images, train.masks, train.labels, train.boxes, train.views,
-                                          size=size, seed=seed)
+    if train_twins is not None and test_twins is not None:
+        tp, ta, _ = twin_rois(train.images, train_twins.images, train.labels, train.boxes, size=size)
+        vp, va, classes = twin_rois(test.images, test_twins.images, test.labels, test.boxes, size=size)
+    else:
+        tp, ta, _, _, _ = known_location_rois(train.images, train.masks, train.labels, train.boxes, train.views,
+                                              size=size, seed=seed)
+        vp, va, _, _, classes = known_location_rois(test.images, test.masks, test.labels, test.boxes, test.views,
+                                                    size=size, seed=seed + 1)
     observer = train_cho(tp, ta, channels)
-    vp, va, _, _, classes = known_location_rois(test.images, test.masks, test.labels, test.boxes, test.views,
-                                                size=size, seed=seed + 1)
     if len(vp) < 2 or len(va) < 2:
         raise ValueError(f"the CHO needs at least 2 lesion and 2 normal test images whose breast holds a "
                          f"{size} px ROI at a lesion place; got {len(vp)} and {len(va)}.")
@@ -257,6 +284,7 @@ def cho_on_sets(train, test, *, size: int | None = None, width: float | None = N
         y = np.r_[np.ones(own.size, bool), np.zeros(scores_a.size, bool)]
         per_class[cls] = {"n": int(own.size), "auc": roc_auc(y, np.r_[own, scores_a])}
     out.update(per_class=per_class, roi_size=size, channel_width=float(width), channels=n_channels,
+               absent_rois="lesion-free twins" if test_twins is not None else "lesion places on normal breasts",
                n_train_present=observer.n_present, n_train_absent=observer.n_absent,
                training_detectability=observer.training_detectability)
     return out

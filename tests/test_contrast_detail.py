@@ -51,6 +51,8 @@ def test_a_tiny_sweep_of_the_shipped_bundle_writes_its_table_and_plot(tmp_path):
     assert [r.split(",")[:6] for r in a[1:]] == [r.split(",")[:6] for r in b[1:]]
     # without contrast no reader that looks at the lesion place can tell; at 6x the ideal-observer proxy can
     assert strong["cho"]["auc"] >= 0.9 and strong["cho"]["auc"] > zero["cho"]["auc"]
+    # its signal-absent ROIs are the lesion places on the lesion-free twins: with no lesion, exactly chance
+    assert zero["cho"]["auc"] == pytest.approx(0.5) and zero["cho"]["absent_rois"] == "lesion-free twins"
     for reader in ("method", "method_focal", "baseline", "cho"):
         lo, hi = strong[reader]["auc_ci"]
         assert 0.0 <= lo <= strong[reader]["auc"] <= hi <= 1.0

@@ -137,3 +137,33 @@ def test_cho_on_prepared_sets_is_chance_without_lesions_and_high_with_them(ampli
     assert out["per_class"]["mass"]["n"] == 60
     wide = cho_on_sets(train, test, n_channels=3, width=40.0)  # lesions as large as the image: ROI capped
     assert wide["roi_size"] == 32 and wide["n_absent"] >= 30
+
+
+def test_twin_rois_keep_the_null_at_chance_where_lesions_sit_in_denser_tissue():
+    """Lesions drawn where the tissue is denser: absent ROIs from other breasts differ by the tissue
+    alone (the old null read far above chance with no lesion); the lesion-free twins do not."""
+    from inference.observers import twin_rois
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:64, 0:64]
+
+    def dense_at_lesions(n):
+        data = _synthetic_set(rng, n, 0.0)  # zero lesion contrast: lesion images carry no lesion
+        for i, boxes in enumerate(data.boxes):
+            if boxes:  # the simulator places lesions in dense tissue: a brighter patch there
+                x0, y0, x1, y1 = boxes[0]
+                cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+                data.images[i] += 0.05 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 6.0**2)) * data.masks[i]
+        return data
+
+    train, test = dense_at_lesions(160), dense_at_lesions(120)
+    biased = cho_on_sets(train, test, n_channels=5)
+    assert biased["auc"] > 0.7 and biased["absent_rois"] == "lesion places on normal breasts"
+    # the twins: the same images written without the lesion (here: no lesion at all, so identical)
+    twinned = cho_on_sets(train, test, n_channels=5, train_twins=train, test_twins=test)
+    assert twinned["auc"] == pytest.approx(0.5) and twinned["absent_rois"] == "lesion-free twins"
+    present, absent, classes = twin_rois(test.images, test.images, test.labels, test.boxes, size=16)
+    assert present.shape == absent.shape == (60, 16, 16) and classes == ["mass"] * 60
+    lesioned = _synthetic_set(np.random.default_rng(9), 160, 0.08), _synthetic_set(np.random.default_rng(9), 160, 0.0)
+    strong = cho_on_sets(lesioned[0], lesioned[0], n_channels=5, train_twins=lesioned[1], test_twins=lesioned[1])
+    assert strong["auc"] > 0.95

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 TARGET_AUC = 0.75
+CHO_ABSENT = "lesion-free twins"  # where the CHO's signal-absent ROIs come from (inference.observers.twin_rois)
 AXES = ("contrast", "size")
 READERS = ("method", "method_focal", "baseline", "ceiling", "cho")
 READER_TITLES = {"method": "method (its score)", "method_focal": "method (focal top 1 %)",
@@ -112,8 +113,12 @@ def method_baseline(engine):
 
 def measure_setting(engine, labels: Path, *, parameters: dict | None = None, ceiling: bool = True,
                     ceiling_epochs: int = 30, cho_channels: int = 6, device: str = "cpu", seed: int = 0,
-                    progress=None) -> dict:
-    """The four readers' AUCs (with intervals) on the test split of one labels file."""
+                    twins: Path | None = None, progress=None) -> dict:
+    """The four readers' AUCs (with intervals) on the test split of one labels file.
+
+    ``twins``: the labels file of the same phantom written without lesions (same seeds, same rows):
+    the CHO's signal-absent ROIs are then the lesions' places on these twins.
+    """
     from inference.metrics import compare_with_baseline, random_box_null
     from inference.observers import cho_on_sets
     from training.datasets import load_images
@@ -146,7 +151,14 @@ def measure_setting(engine, labels: Path, *, parameters: dict | None = None, cei
     if progress:
         progress(1, 3, "method and baseline")
     t0 = time.perf_counter()
-    out["cho"] = cho_on_sets(train, test, n_channels=cho_channels, seed=seed)
+    twin_sets = {}
+    if twins is not None:
+        for split, own in (("train", train), ("test", test)):
+            twin = load_images(twins, engine.resolution, splits=(split,))
+            if twin.paths != own.paths:
+                raise ValueError(f"{twins} does not hold the same images as {labels}: not its lesion-free twins.")
+            twin_sets[f"{split}_twins"] = twin
+    out["cho"] = cho_on_sets(train, test, n_channels=cho_channels, seed=seed, **twin_sets)
     out["cho"]["seconds"] = time.perf_counter() - t0
     if progress:
         progress(2, 3, "CHO")
@@ -192,9 +204,15 @@ def contrast_detail_sweep(engine, out_dir, *, axis: str = "contrast", values: Se
                   splits=tuple(splits), masks=False)
     if classes is not None:
         recipe["classes"] = tuple(classes)
-    settings, previous = [], None
+    settings = []
     started = time.perf_counter()
     done = _measured(out, engine, axis, recipe, parameters, ceiling_epochs if ceiling else None)
+    # the lesion-free twins of every setting (lesion contrast 0: the same images without lesions):
+    # the CHO's signal-absent ROIs at the lesions' own places
+    twins = out / "data" / "lesion-free"
+    if not (twins / "labels.csv").is_file():
+        generate_dataset(twins, **recipe, lesion_contrast=0.0)
+    previous = twins
     for k, value in enumerate(values):
         folder = out / "data" / f"{axis}-{value:g}"
         if value in done and (folder / "labels.csv").is_file():
@@ -211,7 +229,7 @@ def contrast_detail_sweep(engine, out_dir, *, axis: str = "contrast", values: Se
             progress(k, len(values), f"{axis} {value:g}")
         result = measure_setting(engine, folder / "labels.csv", parameters=parameters, ceiling=ceiling,
                                  ceiling_epochs=ceiling_epochs, cho_channels=cho_channels, device=device,
-                                 seed=int(seed))
+                                 seed=int(seed), twins=twins / "labels.csv")
         settings.append({axis: value, "phantom_seconds": phantom_seconds, **result})
         report = _report(engine, axis, values[: k + 1], recipe, parameters, ceiling, ceiling_epochs, settings,
                          time.perf_counter() - started)
@@ -245,7 +263,7 @@ def _measured(out: Path, engine, axis, recipe, parameters, ceiling_epochs) -> di
         old = json.loads((out / "contrast_detail.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    same = (old.get("bundle") == engine.bundle.name and old.get("axis") == axis
+    same = (old.get("bundle") == engine.bundle.name and old.get("axis") == axis and old.get("cho_absent") == CHO_ABSENT
             and old.get("phantom") == {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.items()}
             and old.get("parameters") == dict(parameters or {}) and old.get("ceiling_epochs") == ceiling_epochs)
     return {float(s[axis]): s for s in old.get("settings", [])} if same else {}
@@ -259,6 +277,7 @@ def _report(engine, axis, values, recipe, parameters, ceiling, ceiling_epochs, s
         "axis": axis, "values": list(values), "target_auc": TARGET_AUC,
         "phantom": {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.items()},
         "parameters": dict(parameters or {}), "ceiling_epochs": ceiling_epochs if ceiling else None,
+        "cho_absent": CHO_ABSENT,
         "settings": settings,
         "threshold": {r: threshold_conspicuity(values, [s[r]["auc"] for s in settings]) for r in readers},
         "seconds": seconds,
@@ -305,7 +324,8 @@ def markdown(report: dict) -> str:
     lines += ["", f"Baseline: {base['name']}: {base['description']}. Box percentile: median over the test lesions of "
               "the lesion box's rank among same-size boxes on tissue of the same breast (0.5 = chance). CHO: "
               f"{s0['cho']['channels']} Laguerre-Gauss channels, width {s0['cho']['channel_width']:.1f} px, ROI "
-              f"{s0['cho']['roi_size']} px, trained on the train split at the known lesion location."]
+              f"{s0['cho']['roi_size']} px, trained on the train split at the known lesion location, signal-absent ROIs "
+              "at the same places of the lesion-free twins (the same seeds written without lesions)."]
     if "ceiling" in s0:
         lines.append(f"Ceiling: {s0['ceiling']['description']}")
     lines.append(f"Phantom at every setting: `{report['command_recipe']}` (same seeds; "
