@@ -133,3 +133,16 @@ def test_dbt_volumes_take_the_scales_too():
     one = simulate_dbt(2, lesion_classes=("mass",), **kw).lesions[0]
     big = simulate_dbt(2, lesion_classes=("mass",), lesion_size=1.5, **kw).lesions[0]
     assert big.size_mm == pytest.approx(1.5 * one.size_mm) and big.mask.sum() > 1.5 * one.mask.sum()
+
+
+def test_a_bundle_records_the_conspicuity_its_phantom_was_written_at(tmp_path):
+    """The training-data recipe in model.json makes the same data again: the contrast and size
+    scales are part of it (a recipe without them would make the realistic phantom)."""
+    from training.export import data_recipe
+
+    generate_dataset(tmp_path / "c", n=1, shape=(64, 64), pixel_spacing=2.0, lesion_fraction=1.0,
+                     lesion_contrast=12.0, lesion_size=1.5, splits=(1.0, 0.0, 0.0))
+    recipe = data_recipe(tmp_path / "c" / "labels.csv")
+    assert recipe.endswith("--lesion-contrast 12 --lesion-size 1.5")
+    generate_dataset(tmp_path / "r", n=1, shape=(64, 64), pixel_spacing=2.0, splits=(1.0, 0.0, 0.0))
+    assert "--lesion-contrast" not in data_recipe(tmp_path / "r" / "labels.csv")

@@ -231,4 +231,10 @@ def data_recipe(labels: Path) -> str:
         cmd += f" --lesion-views {p['lesion_views']}"
     if p.get("splits"):
         cmd += " --splits " + ",".join(f"{v:g}" for v in p["splits"])
+    # the conspicuity and the foreign objects change the images: a recipe without them makes other data
+    for key, flag in (("lesion_contrast", "--lesion-contrast"), ("lesion_size", "--lesion-size")):
+        if p.get(key) not in (None, 1, 1.0):
+            cmd += f" {flag} {float(p[key]):g}"
+    if p.get("foreign_objects"):
+        cmd += f" --foreign-objects {float(p['foreign_objects']):g}"
     return cmd
