@@ -25,6 +25,8 @@ SKIPPED = (
     ("mammolens export build/", "exports the run the `train` line above makes (not made here)"),
     ("mammolens evaluate", "the evaluation card: a held-out phantom split, the supervised ceiling (tens of minutes)"),
     ("mammolens augmentation", "trains the classifier 2 x 5 times (minutes)"),
+    ("mammolens phantom --out build/phantom-c12", "4 000 images, about 10 minutes (the same writer runs in "
+                                                  "tests/test_phantom.py and tests/test_conspicuity.py at small sizes)"),
     ("mammolens phantom --out build/phantom-hg", "1 000 images, about 17 minutes (the same writer runs in "
                                                  "tests/test_phantom.py at small sizes)"),
     ("mammolens analyze cohort/ --out scores/ --workers", "starts a local Dask cluster (tests/test_cohorts.py runs "
