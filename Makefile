@@ -161,8 +161,8 @@ mias-synthesis: $(STAMP)
 # split only, the card on held-out normal and abnormal films (stride 16, as the shipped bundle's).
 mias-inpainting: $(STAMP)
 	$(VENV)/bin/mammolens dataset import mias ../shared/data/mias --out build/mias/labels.csv
-	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens train inpainting --preset cpu --labels build/mias/labels.csv \
-		--out build/run-inp-mias --time-budget-s 1500
+	$(VENV)/bin/mammolens train inpainting --preset cpu --labels build/mias/labels.csv \
+		--out build/run-inp-mias --threads 2 --time-budget-s 1200
 	$(VENV)/bin/mammolens export build/run-inp-mias --out build/models/inpainting-mias --name inpainting-mias \
 		--calibration-parameter stride=16
 	$(VENV)/bin/mammolens evaluate --method inpainting --labels build/mias/labels.csv --split test \
