@@ -111,7 +111,6 @@ bundle-inpainting: $(DET_DATA)/labels.csv
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens export $(INP_RUN) --out $(INP_BUNDLE) --name inpainting-phantom \
 		--calibration-parameter stride=8 --calibration-images 40
 	$(VENV)/bin/mammolens dataset subset $(DET_DATA)/labels.csv --out $(INP_EVAL)/labels.csv --per-class val=20,test=40
-	cp $(DET_DATA)/phantom.json $(INP_EVAL)/
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method inpainting --labels $(INP_EVAL)/labels.csv --split test \
 		--model $(INP_BUNDLE) --stride 8 --ceiling-epochs 10
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method inpainting --model $(INP_BUNDLE) --stride 16 $(DET_SWEEP) \
@@ -187,7 +186,6 @@ bundle-projection: $(DET_DATA)/labels.csv
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens export $(PROJ_RUN) --out $(PROJ_BUNDLE) --name projection-phantom \
 		--calibration-parameter steps=8 --calibration-images 4
 	$(VENV)/bin/mammolens dataset subset $(DET_DATA)/labels.csv --out $(PROJ_EVAL)/labels.csv --per-class val=8,test=20
-	cp $(DET_DATA)/phantom.json $(PROJ_EVAL)/
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method projection --labels $(PROJ_EVAL)/labels.csv --split test \
 		--model $(PROJ_BUNDLE) --seeds 16 --steps $(PROJ_STEPS) --object-patients 2 --ceiling-epochs 10
 	OMP_NUM_THREADS=1 $(VENV)/bin/mammolens evaluate --method projection --model $(PROJ_BUNDLE) --seeds 1 \

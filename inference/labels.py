@@ -244,7 +244,7 @@ def labels_subset(labels: str | os.PathLike, out: str | os.PathLike, per_class: 
                   seed: int = 0) -> Path:
     """A labels file at ``out`` with the train split of ``labels`` and, for each split in ``per_class``,
     at most that many normal and as many abnormal images of it (drawn with ``seed``); image paths
-    are rewritten to stay valid from ``out``'s folder.
+    are rewritten to stay valid from ``out``'s folder, and a phantom's ``phantom.json`` goes along.
 
     A card of a method that takes seconds to minutes an image on a CPU (inpainting at stride 8,
     projection) is measured on such a subset, the way paper 000 measured on 50 cancers and 50
@@ -264,4 +264,7 @@ def labels_subset(labels: str | os.PathLike, out: str | os.PathLike, per_class: 
             keep += [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
     rows = [replace(r, path=str(rel / r.path)) for p in keep for r in grouped[p]]
     out.parent.mkdir(parents=True, exist_ok=True)
+    manifest = labels.parent / "phantom.json"  # the phantom's recipe: the card's checks write more of it
+    if manifest.is_file() and manifest.resolve() != (out.parent / manifest.name).resolve():
+        atomic_write_text(out.parent / manifest.name, manifest.read_text(encoding="utf-8"))
     return write_labels(out, rows)

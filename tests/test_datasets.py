@@ -194,6 +194,7 @@ def test_dataset_subset_keeps_train_draws_per_class_and_paths_still_resolve(tmp_
         (data / f"P{i}").mkdir(parents=True)
         (data / f"P{i}" / "L_CC.dcm").write_bytes(b"x")
     write_labels(data / "labels.csv", rows)
+    (data / "phantom.json").write_text('{"seed": 3}')
     out = tmp_path / "eval" / "labels.csv"
     assert main(["dataset", "subset", str(data / "labels.csv"), "--out", str(out), "--per-class", "val=2,test=3"]) == 0
     assert "test 6, train 10, val 4 image(s)" in capsys.readouterr().out
@@ -203,6 +204,7 @@ def test_dataset_subset_keeps_train_draws_per_class_and_paths_still_resolve(tmp_
         assert (out.parent / path).is_file()  # rewritten relative to the new file
         by_split.setdefault(image_rows[0].split, []).append(image_label(image_rows))
     assert sorted(by_split["test"]) == ["mass"] * 3 + ["normal"] * 3 and len(by_split["train"]) == 10
+    assert (out.parent / "phantom.json").read_text() == '{"seed": 3}'  # the recipe the card's checks extend
     again = tmp_path / "again.csv"
     main(["dataset", "subset", str(data / "labels.csv"), "--out", str(again), "--per-class", "val=2,test=3"])
     assert [r.patient for r in read_labels(again)] == [r.patient for r in read_labels(out)]  # the same draw
